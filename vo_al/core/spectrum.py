@@ -1,0 +1,53 @@
+"""The one record type every reader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, asdict
+
+import numpy as np
+
+INSTRUMENTS = ("lamost", "ccd700")
+
+
+@dataclass
+class SpectrumMeta:
+    """What we keep about a spectrum besides its pixels (all optional except `name`)."""
+
+    name: str                      # file name or obsid: how a person finds the spectrum again
+    designation: str = ""
+    ra: float = float("nan")       # deg, ICRS
+    dec: float = float("nan")      # deg
+    obsid: str = ""
+    cls: str = ""                  # survey pipeline CLASS
+    subclass: str = ""
+    z: float = float("nan")
+    snr: float = float("nan")      # r-band S/N where the survey gives one
+    source: str = ""               # file path or access URL (accref) of the original spectrum
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Spectrum:
+    """A 1-D spectrum on a linear VACUUM wavelength axis in Angstrom.
+
+    `mask` is True where a pixel is bad (survey and/or or-mask set, or zero inverse variance).
+    """
+
+    wavelength: np.ndarray
+    flux: np.ndarray
+    ivar: np.ndarray | None
+    mask: np.ndarray | None
+    instrument: str
+    meta: SpectrumMeta = field(default_factory=lambda: SpectrumMeta(name=""))
+
+    def __post_init__(self) -> None:
+        if self.instrument not in INSTRUMENTS:
+            raise ValueError(f"instrument {self.instrument!r} not one of {INSTRUMENTS}")
+        self.wavelength = np.asarray(self.wavelength, dtype=np.float64)
+        self.flux = np.asarray(self.flux, dtype=np.float64)
+        if self.wavelength.shape != self.flux.shape or self.flux.ndim != 1:
+            raise ValueError(
+                f"{self.meta.name}: wavelength {self.wavelength.shape} and flux "
+                f"{self.flux.shape} must be equal 1-D arrays")
