@@ -1,0 +1,140 @@
+"""A project folder: settings, the labelled training set, a link to the pool, the session."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write_text
+from .errors import ProjectError
+from .labels import read_label_csv, spectrum_key
+from .progress import CancelToken, Job
+from .session_store import SessionStore
+from .settings import ProjectSettings
+
+PROJECT_FILE = "project.json"
+FORMAT_VERSION = 1
+
+
+class Project:
+    """Layout:
+        project.json     format version, pool location, creation time
+        settings.json    method and preprocessing parameters
+        session.sqlite   labels, iterations, precision estimates (durable per label)
+        training/        pool store of the labelled training set (e.g. Ondřejov CCD700)
+        models/          iter-NNN.keras checkpoints, final.keras
+        scores/          iter-NNN.npy class probabilities of the whole pool
+    """
+
+    def __init__(self, folder: Path, info: dict, settings: ProjectSettings):
+        self.folder = Path(folder)
+        self.info = info
+        self.settings = settings
+        self._pool = None
+        self._training = None
+        self._store = None
+
+    # -- creation ----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, folder: Path, pool_folder: Path, settings: ProjectSettings | None = None
+               ) -> "Project":
+        folder = Path(folder)
+        if (folder / PROJECT_FILE).exists():
+            raise ProjectError(f"{folder}: a project already exists here")
+        settings = settings or ProjectSettings.default()
+        settings.validate()
+        folder.mkdir(parents=True, exist_ok=True)
+        pool_folder = Path(pool_folder).resolve()
+        try:
+            pool_ref = str(pool_folder.relative_to(folder.resolve()))
+        except ValueError:
+            pool_ref = str(pool_folder)
+        info = {"format": FORMAT_VERSION, "pool": pool_ref, "created": time.time()}
+        settings.save(folder / "settings.json")
+        atomic_write_text(folder / PROJECT_FILE, json.dumps(info, indent=2))
+        return cls(folder, info, settings)
+
+    @classmethod
+    def open(cls, folder: Path) -> "Project":
+        folder = Path(folder)
+        path = folder / PROJECT_FILE
+        if not path.exists():
+            raise ProjectError(f"{folder}: not a vo-al project (no {PROJECT_FILE})")
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ProjectError(f"{path}: unreadable ({exc})") from exc
+        if info.get("format") != FORMAT_VERSION:
+            raise ProjectError(f"{path}: format {info.get('format')!r}, expected {FORMAT_VERSION}")
+        return cls(folder, info, ProjectSettings.load(folder / "settings.json"))
+
+    def save_settings(self) -> None:
+        self.settings.validate()
+        self.settings.save(self.folder / "settings.json")
+
+    # -- parts ---------------------------------------------------------------------------------
+    @property
+    def pool_folder(self) -> Path:
+        ref = Path(self.info["pool"])
+        return ref if ref.is_absolute() else self.folder / ref
+
+    @property
+    def pool(self):
+        if self._pool is None:
+            from .pool import PoolStore
+
+            folder = self.pool_folder
+            self._pool = (PoolStore.open(folder) if (folder / "pool.json").exists()
+                          else PoolStore.create(folder, self.settings.preprocess))
+        return self._pool
+
+    @property
+    def training(self):
+        if self._training is None:
+            from .pool import PoolStore
+
+            folder = self.folder / "training"
+            self._training = (PoolStore.open(folder) if (folder / "pool.json").exists()
+                              else PoolStore.create(folder, self.settings.preprocess))
+        return self._training
+
+    @property
+    def store(self) -> SessionStore:
+        if self._store is None:
+            self._store = SessionStore(self.folder / "session.sqlite")
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- the labelled training set -------------------------------------------------------------
+    def import_training_set(self, folder: Path, labels_csv: Path, workers: int = 2,
+                            cancel: CancelToken | None = None) -> Job[dict]:
+        """Ingest labelled spectra (FITS) and their labels; spectra without a label are skipped."""
+        from .pool import ingest_folder
+
+        labels = {spectrum_key(n): v for n, v in read_label_csv(labels_csv)}
+        report = yield from ingest_folder(self.training, folder, settings=self.settings.preprocess,
+                                          workers=workers, cancel=cancel)
+        names = self.training.metadata(columns=["name"])["name"]
+        keys = [spectrum_key(n) for n in names]
+        keep = [(n, labels[k]) for n, k in zip(names, keys) if k in labels]
+        if not keep:
+            raise ProjectError(f"{labels_csv}: no label matches a spectrum in {folder}")
+        self.store.set_training_labels([n for n, _ in keep], [v for _, v in keep])
+        return {"ingested": report.added, "rejected": len(report.rejected),
+                "labelled": len(keep), "unlabelled": len(names) - len(keep)}
+
+    def training_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, labels) of the initial labelled set."""
+        labels = self.store.training_labels()
+        if not labels:
+            raise ProjectError(f"{self.folder}: no labelled training set imported")
+        names = list(labels)
+        index = self.training.index_of(names)
+        return self.training.rows(index), np.array([labels[n] for n in names], dtype=np.int64)

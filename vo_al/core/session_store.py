@@ -1,0 +1,152 @@
+"""Durable storage of an active-learning session in SQLite (one file in the project folder).
+
+Every label is its own committed transaction in WAL mode with synchronous=FULL: once `label()`
+returns, the label survives a kill -9 or a power cut. Arrays (scores) and models live in files
+beside the database and are referenced from it only after they were written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS training_labels (
+    name TEXT PRIMARY KEY, label INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS iterations (
+    iteration INTEGER PRIMARY KEY,
+    model_path TEXT, training_json TEXT, n_train INTEGER,
+    scores_path TEXT, query_json TEXT, sample_json TEXT, estimate_json TEXT,
+    started REAL, finished REAL);
+CREATE TABLE IF NOT EXISTS oracle_labels (
+    pool_index INTEGER PRIMARY KEY, name TEXT NOT NULL, label INTEGER NOT NULL,
+    iteration INTEGER NOT NULL, seq INTEGER NOT NULL, time REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS precision_labels (
+    iteration INTEGER NOT NULL, pool_index INTEGER NOT NULL, name TEXT NOT NULL,
+    label INTEGER NOT NULL, seq INTEGER NOT NULL, time REAL NOT NULL,
+    PRIMARY KEY (iteration, pool_index));
+CREATE TABLE IF NOT EXISTS final (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class SessionStore:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
+                                  check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- small helpers -------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        row = self.db.execute(
+            "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM oracle_labels "
+            "UNION ALL SELECT MAX(seq) FROM precision_labels)").fetchone()
+        return (row[0] or 0) + 1
+
+    def get_meta(self, key: str, default=None):
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    # -- training set ----------------------------------------------------------------------
+    def set_training_labels(self, names, labels) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM training_labels")
+            self.db.executemany("INSERT INTO training_labels VALUES (?, ?)",
+                                [(str(n), int(v)) for n, v in zip(names, labels)])
+
+    def training_labels(self) -> dict:
+        return dict(self.db.execute("SELECT name, label FROM training_labels"))
+
+    # -- iterations ------------------------------------------------------------------------
+    def iteration_row(self, iteration: int) -> dict | None:
+        cur = self.db.execute("SELECT * FROM iterations WHERE iteration=?", (iteration,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        out = dict(zip([c[0] for c in cur.description], row))
+        for key in ("training_json", "query_json", "sample_json", "estimate_json"):
+            out[key] = json.loads(out[key]) if out[key] else None
+        return out
+
+    def iterations(self) -> list[dict]:
+        numbers = [r[0] for r in self.db.execute("SELECT iteration FROM iterations ORDER BY 1")]
+        return [self.iteration_row(i) for i in numbers]
+
+    def update_iteration(self, iteration: int, **fields) -> None:
+        for key in ("training_json", "query_json", "sample_json", "estimate_json"):
+            if key in fields and fields[key] is not None:
+                fields[key] = json.dumps(fields[key])
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("INSERT OR IGNORE INTO iterations (iteration, started) VALUES (?, ?)",
+                            (iteration, time.time()))
+            if fields:
+                sets = ", ".join(f"{k}=?" for k in fields)
+                self.db.execute(f"UPDATE iterations SET {sets} WHERE iteration=?",
+                                (*fields.values(), iteration))
+
+    # -- labels ------------------------------------------------------------------------------
+    def add_oracle_label(self, pool_index: int, name: str, label: int, iteration: int) -> None:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR REPLACE INTO oracle_labels VALUES (?, ?, ?, ?, ?, ?)",
+                            (int(pool_index), name, int(label), iteration, self._next_seq(),
+                             time.time()))
+
+    def add_precision_label(self, iteration: int, pool_index: int, name: str, label: int) -> None:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR REPLACE INTO precision_labels VALUES (?, ?, ?, ?, ?, ?)",
+                            (iteration, int(pool_index), name, int(label), self._next_seq(),
+                             time.time()))
+
+    def remove_last_label(self, iteration: int) -> tuple | None:
+        """Undo the most recent label of `iteration`; returns (kind, pool_index, label)."""
+        q = ("SELECT 'oracle', pool_index, label, seq FROM oracle_labels WHERE iteration=? "
+             "UNION ALL SELECT 'precision', pool_index, label, seq FROM precision_labels "
+             "WHERE iteration=? ORDER BY seq DESC LIMIT 1")
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute(q, (iteration, iteration)).fetchone()
+            if row is None:
+                return None
+            kind, index, label, _ = row
+            if kind == "oracle":
+                self.db.execute("DELETE FROM oracle_labels WHERE pool_index=?", (index,))
+            else:
+                self.db.execute("DELETE FROM precision_labels WHERE iteration=? AND pool_index=?",
+                                (iteration, index))
+        return kind, index, label
+
+    def oracle_labels(self) -> dict:
+        """pool_index -> label of every oracle label (these are training data)."""
+        return dict(self.db.execute("SELECT pool_index, label FROM oracle_labels"))
+
+    def oracle_label_rows(self) -> list[tuple]:
+        return list(self.db.execute(
+            "SELECT pool_index, name, label, iteration FROM oracle_labels ORDER BY seq"))
+
+    def precision_labels(self, iteration: int) -> dict:
+        return dict(self.db.execute(
+            "SELECT pool_index, label FROM precision_labels WHERE iteration=?", (iteration,)))
+
+    # -- final state -------------------------------------------------------------------------
+    def set_final(self, key: str, value) -> None:
+        self.db.execute("INSERT OR REPLACE INTO final VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_final(self, key: str, default=None):
+        row = self.db.execute("SELECT value FROM final WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
