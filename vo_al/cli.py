@@ -86,7 +86,7 @@ def cmd_settings(args):
 def cmd_import_training(args):
     project, _ = _open(args)
     result = _run(project.import_training_set(Path(args.folder), Path(args.labels),
-                                              workers=args.workers))
+                                              workers=args.workers, scheme=args.scheme))
     print(json.dumps(result))
 
 
@@ -252,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
             "import the labelled training set: a folder of FITS and a CSV name,label")
     p.add_argument("folder")
     p.add_argument("labels")
+    p.add_argument("--scheme", default="vo-al", choices=["vo-al", "ondrejov"],
+                   help="class numbering of the CSV: vo-al 0 non-target/1 single/2 double; "
+                        "ondrejov 0 emission/1 absorption/2 unknown (skipped)/3 double")
     p.add_argument("--workers", type=int, default=2)
     p = add("ingest", cmd_ingest, "add a folder of FITS spectra to the pool (resumable)")
     p.add_argument("folder")

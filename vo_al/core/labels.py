@@ -37,11 +37,25 @@ def spectrum_key(name: str) -> str:
     return key
 
 
-def read_label_csv(path: Path, allow=(NON_TARGET, SINGLE_PEAK, DOUBLE_PEAK)) -> list[tuple[str, int]]:
+# How other label files number the classes; None = a class the method does not use (skipped).
+# The Ondřejov CCD700 set (Zenodo 10.5281/zenodo.2640970, bt-spectraldl's labels.csv) numbers
+# emission 0, absorption 1, unknown 2, double-peak 3: its counts 5 301 / 6 102 / 398 / 1 533 are
+# the paper's single-peak / absorption / (dropped) / double-peak numbers.
+LABEL_SCHEMES = {
+    "vo-al": {0: NON_TARGET, 1: SINGLE_PEAK, 2: DOUBLE_PEAK},
+    "ondrejov": {0: SINGLE_PEAK, 1: NON_TARGET, 2: None, 3: DOUBLE_PEAK},
+}
+
+
+def read_label_csv(path: Path, scheme: str = "vo-al") -> list[tuple[str, int]]:
     """Rows (name, label) of a CSV with columns name/id and label.
 
-    Labels outside `allow` (e.g. the Ondřejov set's 'unknown' = 3) are skipped, as in the paper.
+    Numeric labels are mapped through `scheme` (LABEL_SCHEMES); class names are understood too.
+    Classes the scheme maps to None (the Ondřejov set's 'unknown') are skipped, as in the paper.
     """
+    if scheme not in LABEL_SCHEMES:
+        raise ParameterError("label scheme", scheme, f"must be one of {sorted(LABEL_SCHEMES)}")
+    numbering = LABEL_SCHEMES[scheme]
     path = Path(path)
     out = []
     with open(path, newline="") as fh:
@@ -52,13 +66,18 @@ def read_label_csv(path: Path, allow=(NON_TARGET, SINGLE_PEAK, DOUBLE_PEAK)) -> 
             raise ParameterError("labels file", str(path), "needs columns name (or id) and label")
         original = {f.strip().lower(): f for f in reader.fieldnames}
         for line, row in enumerate(reader, start=2):
-            raw = row[original["label"]]
-            try:
-                label = parse_label(raw)
-            except ParameterError:
-                if str(raw).strip().isdigit():
-                    continue       # a numeric class we do not use (unknown)
-                raise ParameterError("label", raw, f"{path}:{line}: not a class") from None
-            if label in allow:
-                out.append((row[original[name_col]].strip(), label))
+            raw = str(row[original["label"]]).strip()
+            if raw.isdigit():
+                if int(raw) not in numbering:
+                    raise ParameterError("label", raw,
+                                         f"{path}:{line}: not a class of scheme '{scheme}'")
+                label = numbering[int(raw)]
+                if label is None:
+                    continue
+            else:
+                try:
+                    label = parse_label(raw)
+                except ParameterError:
+                    raise ParameterError("label", raw, f"{path}:{line}: not a class") from None
+            out.append((row[original[name_col]].strip(), label))
     return out

@@ -114,11 +114,15 @@ class Project:
 
     # -- the labelled training set -------------------------------------------------------------
     def import_training_set(self, folder: Path, labels_csv: Path, workers: int = 2,
-                            cancel: CancelToken | None = None) -> Job[dict]:
-        """Ingest labelled spectra (FITS) and their labels; spectra without a label are skipped."""
+                            cancel: CancelToken | None = None,
+                            scheme: str = "vo-al") -> Job[dict]:
+        """Ingest labelled spectra (FITS) and their labels; spectra without a label are skipped.
+
+        `scheme` says how the CSV numbers classes (see labels.LABEL_SCHEMES; 'ondrejov' for the
+        published Ondřejov CCD700 labels)."""
         from .pool import ingest_folder
 
-        labels = {spectrum_key(n): v for n, v in read_label_csv(labels_csv)}
+        labels = {spectrum_key(n): v for n, v in read_label_csv(labels_csv, scheme)}
         report = yield from ingest_folder(self.training, folder, settings=self.settings.preprocess,
                                           workers=workers, cancel=cancel)
         names = self.training.metadata(columns=["name"])["name"]
