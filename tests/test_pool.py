@@ -1,0 +1,449 @@
+"""The pool store: rows in .npy segments + SQLite metadata, and resumable multi-process ingest."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from vo_al.core.errors import Cancelled, PoolError
+from vo_al.core.pool import (IngestReport, PoolStore, find_spectrum_files, ingest_files,
+                             ingest_folder)
+from vo_al.core.preprocess import preprocess_spectra
+from vo_al.core.progress import CancelToken, run_job
+from vo_al.core.readers import read_spectrum
+from vo_al.core.settings import PreprocessSettings
+
+MAKER = Path("/work/shared/vo-stack/make_lamost_fits.py")
+REPO = Path(__file__).resolve().parents[1]
+N_KILL_FILES = 3000
+
+
+# ---------------------------------------------------------------- helpers
+
+def _maker():
+    if not MAKER.is_file():
+        pytest.skip(f"{MAKER} (LAMOST-like FITS writer) not available")
+    spec = importlib.util.spec_from_file_location("make_lamost_fits", MAKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_files(folder: Path, n: int, distinct: int = 32, seed: int = 1) -> list[str]:
+    """n LAMOST-like files: `distinct` real ones from the writer, the rest byte copies of them
+    under their own names (fast to make; names, not contents, must be unique)."""
+    maker = _maker()
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    templates = []
+    for i in range(min(n, distinct)):
+        _, hdu = maker.make_one(i, rng)
+        path = folder / f"spec-SYNTH-{i:05d}.fits"
+        hdu.writeto(path)
+        templates.append(path.read_bytes())
+    for i in range(len(templates), n):
+        (folder / f"spec-SYNTH-{i:05d}.fits").write_bytes(templates[i % len(templates)])
+    return sorted(str(p) for p in folder.glob("*.fits"))
+
+
+def meta(name: str, **kw) -> dict:
+    return {"name": name, "designation": f"J-{name}", "ra": 10.0, "dec": -5.0, "obsid": "7",
+            "cls": "STAR", "subclass": "G2", "z": 0.001, "snr": 40.0,
+            "source": f"http://example.org/{name}", "instrument": "lamost", **kw}
+
+
+def random_rows(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 140)).astype(np.float32)
+
+
+def crashing_reader(path):
+    """A reader that kills its worker process on files whose name contains 'crash'."""
+    if "crash" in os.path.basename(path):
+        os._exit(3)
+    return read_spectrum(path)
+
+
+def direct_rows(paths: list[str]) -> np.ndarray:
+    batch = preprocess_spectra([read_spectrum(p) for p in paths])
+    assert all(r is None for r in batch.reasons)
+    return batch.rows
+
+
+@pytest.fixture(scope="module")
+def files_40(tmp_path_factory) -> list[str]:
+    return make_files(tmp_path_factory.mktemp("fits40"), 40)
+
+
+@pytest.fixture(scope="module")
+def files_kill(tmp_path_factory) -> list[str]:
+    return make_files(tmp_path_factory.mktemp("fits3000"), N_KILL_FILES)
+
+
+# ---------------------------------------------------------------- create / open
+
+def test_create_open_and_settings_file(tmp_path):
+    folder = tmp_path / "pool"
+    settings = PreprocessSettings()
+    with PoolStore.create(folder, settings) as pool:
+        assert len(pool) == 0
+        assert pool.rows([]).shape == (0, 140)
+        assert list(pool.iter_chunks(10)) == []
+        assert pool.metadata()["name"].shape == (0,)
+        assert pool.rejected() == []
+    info = json.loads((folder / "pool.json").read_text())
+    assert info["preprocess"]["window_min"] == settings.window_min
+    with PoolStore.open(folder) as pool:
+        assert len(pool) == 0 and pool.settings == settings
+    with pytest.raises(PoolError, match="already holds a pool"):
+        PoolStore.create(folder)
+
+
+def test_open_errors_name_the_folder(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(PoolError, match=str(missing)):
+        PoolStore.open(missing)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(PoolError, match=f"{empty}.*not a pool"):
+        PoolStore.open(empty)
+    bad_json = tmp_path / "badjson"
+    PoolStore.create(bad_json).close()
+    (bad_json / "pool.json").write_text("{not json")
+    with pytest.raises(PoolError, match=f"{bad_json}.*unreadable"):
+        PoolStore.open(bad_json)
+    bad_db = tmp_path / "baddb"
+    PoolStore.create(bad_db).close()
+    for extra in ("-wal", "-shm"):
+        Path(str(bad_db / "pool.sqlite") + extra).unlink(missing_ok=True)
+    (bad_db / "pool.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(PoolError, match=f"{bad_db}.*corrupt"):
+        PoolStore.open(bad_db)
+
+
+def test_missing_segment_is_reported(tmp_path):
+    folder = tmp_path / "pool"
+    with PoolStore.create(folder) as pool:
+        pool.add_rows(random_rows(3), [meta(f"s{i}") for i in range(3)])
+    (folder / "seg-000001.npy").unlink()
+    with pytest.raises(PoolError, match=f"{folder}.*seg-000001.npy is missing"):
+        PoolStore.open(folder)
+
+
+# ---------------------------------------------------------------- add_rows and reading
+
+def test_add_rows_rows_metadata_index_of(tmp_path):
+    folder = tmp_path / "pool"
+    a, b = random_rows(5, 1), random_rows(7, 2)
+    with PoolStore.create(folder) as pool:
+        got = pool.add_rows(a, [meta(f"a{i}", ra=float(i)) for i in range(5)])
+        np.testing.assert_array_equal(got, np.arange(5))
+        pool.seal()                                    # end of a harvest: next add is a new segment
+        got = pool.add_rows(b, [meta(f"b{i}", z=float("nan")) for i in range(7)])
+        np.testing.assert_array_equal(got, np.arange(5, 12))
+        assert len(pool) == 12
+    with PoolStore.open(folder) as pool:
+        everything = np.concatenate([a, b])
+        order = [11, 0, 4, 4, 6, 2, 10]                # unsorted, repeated, across segments
+        np.testing.assert_array_equal(pool.rows(order), everything[order])
+        assert pool.rows(order).dtype == np.float32
+        md = pool.metadata()
+        assert list(md["name"][:2]) == ["a0", "a1"] and md["name"][11] == "b6"
+        np.testing.assert_array_equal(md["index"], np.arange(12))
+        np.testing.assert_array_equal(md["segment"], [1] * 5 + [2] * 7)
+        np.testing.assert_array_equal(md["row"], list(range(5)) + list(range(7)))
+        assert np.isnan(md["z"][5:]).all() and md["z"][0] == pytest.approx(0.001)
+        assert md["source"][3] == "http://example.org/a3"
+        sub = pool.metadata([7, 1, 7], columns=["name", "ra"])
+        assert set(sub) == {"name", "ra"}
+        assert list(sub["name"]) == ["b2", "a1", "b2"]
+        np.testing.assert_array_equal(sub["ra"], [10.0, 1.0, 10.0])
+        np.testing.assert_array_equal(pool.index_of(["b0", "a4", "a0"]), [5, 4, 0])
+        with pytest.raises(PoolError, match="'nope'"):
+            pool.index_of(["a1", "nope"])
+        with pytest.raises(PoolError, match="unknown metadata column 'colour'"):
+            pool.metadata(columns=["colour"])
+        with pytest.raises(PoolError, match="index 12 out of range"):
+            pool.rows([0, 12])
+
+
+def test_add_rows_grows_one_open_segment_and_skips_known_names(tmp_path):
+    with PoolStore.create(tmp_path / "pool") as pool:
+        for k in range(5):                              # a harvest adding page after page
+            pool.add_rows(random_rows(700, k), [meta(f"p{k}-{i}") for i in range(700)])
+        assert len(pool) == 3500
+        assert len(list((tmp_path / "pool").glob("seg-*.npy"))) == 1
+        again = pool.add_rows(random_rows(2, 9), [meta("p0-3"), meta("new")])
+        np.testing.assert_array_equal(again, [3, 3500])
+        np.testing.assert_array_equal(pool.rows([3]), random_rows(700, 0)[[3]])
+        with pytest.raises(PoolError, match="'p0-4' is already in the pool"):
+            pool.add_rows(random_rows(1), [meta("p0-4")], skip_existing=False)
+        with pytest.raises(PoolError, match="unknown metadata keys \\['colour'\\]"):
+            pool.add_rows(random_rows(1), [meta("x", colour="red")])
+        with pytest.raises(PoolError, match="120 points"):
+            pool.add_rows(np.zeros((1, 120), np.float32), [meta("y")])
+        pool.seal()
+        assert len(pool) == 3501
+    with PoolStore.open(tmp_path / "pool") as pool:
+        assert pool.rows([3500]).shape == (1, 140)
+        # sealed: the file holds exactly the committed rows
+        assert np.load(tmp_path / "pool" / "seg-000001.npy", mmap_mode="r").shape == (3501, 140)
+
+
+def test_iter_chunks_in_global_order_across_segments(tmp_path):
+    with PoolStore.create(tmp_path / "pool") as pool:
+        parts = [random_rows(n, n) for n in (10, 3, 25)]
+        for j, part in enumerate(parts):
+            pool.add_rows(part, [meta(f"s{j}-{i}") for i in range(len(part))])
+            pool.seal()
+        everything = np.concatenate(parts)
+        for size in (1, 7, 13, 38, 1000):
+            chunks = list(pool.iter_chunks(size))
+            assert [s for s, _ in chunks] == list(range(0, 38, size))
+            assert all(len(c) == size for _, c in chunks[:-1])
+            np.testing.assert_array_equal(np.concatenate([c for _, c in chunks]), everything)
+        # a chunk inside one segment is a memmap view, not a copy
+        start, first = next(pool.iter_chunks(5))
+        assert isinstance(first, np.memmap) or isinstance(first.base, np.memmap)
+
+
+def test_second_writer_is_refused(tmp_path, files_40):
+    with PoolStore.create(tmp_path / "pool") as pool, PoolStore.open(tmp_path / "pool") as other:
+        job = ingest_files(pool, files_40, workers=0, chunk_files=10)
+        next(job)                                       # holds the writer lock now
+        with pytest.raises(PoolError, match="being written by another"):
+            other.add_rows(random_rows(1), [meta("x")])
+        report = run_job(job)
+        assert report.added == 40
+        other.refresh()
+        assert len(other) == 40
+
+
+# ---------------------------------------------------------------- ingest
+
+def test_ingest_rows_equal_direct_preprocessing_and_metadata(tmp_path, files_40):
+    with PoolStore.create(tmp_path / "pool") as pool:
+        steps = []
+        report = run_job(ingest_files(pool, files_40, workers=0, chunk_files=16), steps.append)
+        assert isinstance(report, IngestReport)
+        assert (report.added, report.rejected, report.skipped, report.files) == (40, [], 0, 40)
+        assert steps[-1].done == steps[-1].total == 40 and steps[-1].stage == "ingest"
+        np.testing.assert_array_equal(pool.rows(np.arange(40)), direct_rows(files_40))
+        md = pool.metadata()
+        assert list(md["name"]) == [os.path.basename(f) for f in files_40]
+        assert list(md["source"]) == files_40
+        assert set(md["instrument"]) == {"lamost"} and set(md["cls"]) == {"STAR"}
+        assert md["obsid"][1] == "100000001"
+        # again: everything is skipped
+        again = run_job(ingest_files(pool, files_40, workers=0))
+        assert (again.added, again.skipped) == (0, 40) and len(pool) == 40
+
+
+def test_two_workers_give_the_same_pool_as_one(tmp_path, files_40):
+    pools = {}
+    for workers in (1, 2):
+        pool = PoolStore.create(tmp_path / f"w{workers}")
+        report = run_job(ingest_files(pool, files_40, workers=workers, chunk_files=6))
+        assert report.added == 40
+        pools[workers] = pool
+    np.testing.assert_array_equal(pools[1].rows(np.arange(40)), pools[2].rows(np.arange(40)))
+    m1, m2 = pools[1].metadata(), pools[2].metadata()
+    for col in m1:
+        np.testing.assert_array_equal(m1[col], m2[col])
+    for pool in pools.values():
+        pool.close()
+
+
+def test_broken_files_are_rejected_and_the_rest_ingests(tmp_path, files_40):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = []
+    for f in files_40[:6]:
+        good.append(str(folder / os.path.basename(f)))
+        shutil.copy(f, good[-1])
+    raw = Path(files_40[0]).read_bytes()
+    (folder / "truncated.fits").write_bytes(raw[:len(raw) // 3])
+    (folder / "notes.fits").write_text("this is a text file, not FITS\n" * 10)
+    fits.PrimaryHDU(np.random.default_rng(0).normal(size=(32, 32)).astype(np.float32)) \
+        .writeto(folder / "image.fits")
+    # a readable spectrum that does not cover the H-alpha window: rejected by preprocessing
+    maker = _maker()
+    _, hdu = maker.make_one(0, np.random.default_rng(0))
+    hdu.data[2] = np.linspace(4000.0, 5000.0, hdu.data.shape[1])
+    hdu.header["COEFF0"] = np.log10(4000.0)
+    hdu.header["COEFF1"] = (np.log10(5000.0) - np.log10(4000.0)) / (hdu.data.shape[1] - 1)
+    hdu.writeto(folder / "blue.fits")
+    with gzip.open(folder / "zipped.fits.gz", "wb") as fh:
+        fh.write(Path(files_40[7]).read_bytes())
+    (folder / "readme.txt").write_text("ignored: does not match the patterns")
+    with PoolStore.create(tmp_path / "pool") as pool:
+        report = run_job(ingest_folder(pool, folder, workers=2, chunk_files=3))
+        bad = {os.path.basename(f): reason for f, reason in report.rejected}
+        assert set(bad) == {"truncated.fits", "notes.fits", "image.fits", "blue.fits"}
+        assert all(reason for reason in bad.values())
+        assert "not a FITS file" in bad["notes.fits"]
+        assert "not a spectrum" in bad["image.fits"]
+        assert "window" in bad["blue.fits"]
+        assert report.added == 7 and len(pool) == 7
+        assert sorted(pool.rejected()) == sorted(report.rejected)
+        assert "zipped.fits" in set(pool.metadata(columns=["name"])["name"])
+        again = run_job(ingest_folder(pool, folder, workers=0))
+        assert (again.added, again.skipped, again.rejected) == (0, 11, [])
+
+
+def test_find_spectrum_files_is_recursive_and_sorted(tmp_path):
+    for rel in ("b/x.fits", "a/z.FITS", "a/y.fit.gz", "c.fits.gz", "d.txt", "a/deep/w.fit"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    got = [os.path.relpath(p, tmp_path) for p in find_spectrum_files(tmp_path)]
+    assert got == ["a/deep/w.fit", "a/y.fit.gz", "a/z.FITS", "b/x.fits", "c.fits.gz"]
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        find_spectrum_files(tmp_path / "nowhere")
+
+
+def test_other_preprocessing_settings_are_refused(tmp_path, files_40):
+    with PoolStore.create(tmp_path / "pool") as pool:
+        run_job(ingest_files(pool, files_40[:4], workers=0))
+        assert pool.settings == PreprocessSettings()
+        other = PreprocessSettings(window_min=6500.0)
+        with pytest.raises(PoolError, match=f"{tmp_path / 'pool'}.*window_min"):
+            run_job(ingest_files(pool, files_40[4:], settings=other, workers=0))
+        assert len(pool) == 4
+
+
+def test_settings_are_honoured(tmp_path, files_40):
+    narrow = PreprocessSettings(n_points=64, window_min=6540.0, window_max=6590.0)
+    with PoolStore.create(tmp_path / "pool") as pool:
+        run_job(ingest_files(pool, files_40[:5], settings=narrow, workers=0))
+        assert pool.rows([0]).shape == (1, 64)
+        expected = preprocess_spectra([read_spectrum(f) for f in files_40[:5]], narrow).rows
+        np.testing.assert_array_equal(pool.rows(np.arange(5)), expected)
+    with PoolStore.open(tmp_path / "pool") as pool:
+        assert pool.settings == narrow and pool.n_points == 64
+
+
+def test_cancel_between_chunks_then_resume(tmp_path, files_40):
+    token = CancelToken()
+    with PoolStore.create(tmp_path / "pool") as pool:
+        job = ingest_files(pool, files_40, workers=2, chunk_files=5, cancel=token)
+        with pytest.raises(Cancelled, match="run it again to resume"):
+            for step in job:
+                if step.done >= 10:
+                    token.cancel()
+        assert 10 <= len(pool) < 40
+        first = len(pool)
+    with PoolStore.open(tmp_path / "pool") as pool:
+        assert len(pool) == first
+        report = run_job(ingest_files(pool, files_40, workers=2, chunk_files=5))
+        assert report.skipped == first and report.added == 40 - first
+        assert sorted(pool.metadata(columns=["source"])["source"]) == files_40
+        np.testing.assert_array_equal(pool.rows(np.arange(40)), direct_rows(files_40))
+
+
+def test_worker_crash_rejects_the_file_and_keeps_the_rest(tmp_path, files_40):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = []
+    for i, f in enumerate(files_40[:12]):
+        name = "spec-crash.fits" if i == 7 else os.path.basename(f)
+        paths.append(str(folder / name))
+        shutil.copy(f, paths[-1])
+    paths.sort()
+    with PoolStore.create(tmp_path / "pool") as pool:
+        report = run_job(ingest_files(pool, paths, workers=2, chunk_files=4,
+                                      reader=crashing_reader))
+        assert report.added == 11
+        assert [(os.path.basename(f), "crashed" in r) for f, r in report.rejected] == \
+            [("spec-crash.fits", True)]
+        # committed in input order despite the retries
+        good = [p for p in paths if "crash" not in os.path.basename(p)]
+        assert list(pool.metadata(columns=["source"])["source"]) == good
+
+
+# ---------------------------------------------------------------- kill -9 and resume
+
+_CHILD = textwrap.dedent("""
+    import sys
+    from vo_al.core.pool import PoolStore, ingest_files
+    if __name__ == "__main__":
+        folder, listing = sys.argv[1], sys.argv[2]
+        paths = open(listing).read().split("\\n")
+        try:
+            pool = PoolStore.open(folder)
+        except Exception:
+            pool = PoolStore.create(folder)
+        for step in ingest_files(pool, paths, workers=2, chunk_files=40):
+            print(step.done, flush=True)
+        print("finished", flush=True)
+""")
+
+
+def _ingest_and_kill(pool_dir: Path, listing: Path, script: Path, kill_after: int) -> bool:
+    """Run an ingest in a subprocess; SIGKILL it once `kill_after` files are reported done.
+    Returns whether it was killed (False: it finished first)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, str(script), str(pool_dir), str(listing)],
+                            stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    killed = False
+    try:
+        for line in proc.stdout:
+            if line.strip() == "finished":
+                break
+            if int(line) >= kill_after:
+                os.kill(proc.pid, signal.SIGKILL)       # the ingesting process, mid-chunk
+                killed = True
+                break
+        proc.wait(timeout=60)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)        # its orphaned workers / forkserver
+        except ProcessLookupError:
+            pass
+        proc.stdout.close()
+    return killed
+
+
+def test_kill_9_mid_ingest_then_resume_adds_every_file_once(tmp_path, files_kill):
+    listing = tmp_path / "files.txt"
+    listing.write_text("\n".join(files_kill))
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    pool_dir = tmp_path / "pool"
+    assert _ingest_and_kill(pool_dir, listing, script, kill_after=500)
+    with PoolStore.open(pool_dir) as pool:
+        first = len(pool)
+        assert 0 < first < N_KILL_FILES
+        assert len(pool.metadata(columns=["name"])["name"]) == first
+    # a second kill, later on, while resuming
+    assert _ingest_and_kill(pool_dir, listing, script, kill_after=first + 800)
+    with PoolStore.open(pool_dir) as pool:
+        second = len(pool)
+        assert first < second < N_KILL_FILES
+        report = run_job(ingest_files(pool, files_kill, workers=2, chunk_files=40))
+        assert report.skipped == second and report.added == N_KILL_FILES - second
+        assert report.rejected == [] and len(pool) == N_KILL_FILES
+        md = pool.metadata(columns=["name", "source", "index"])
+        assert len(set(md["name"])) == N_KILL_FILES                 # no duplicates
+        assert set(md["source"]) == set(files_kill)                  # nothing missing
+        np.testing.assert_array_equal(md["index"], np.arange(N_KILL_FILES))
+        order = np.argsort(md["source"])
+        np.testing.assert_array_equal(pool.rows(order), direct_rows(sorted(files_kill)))
+        # the database and the segment files agree
+        db = sqlite3.connect(pool_dir / "pool.sqlite")
+        committed = db.execute("SELECT sum(committed) FROM segments").fetchone()[0]
+        db.close()
+        assert committed == N_KILL_FILES
+        assert sum(np.load(p, mmap_mode="r").shape[0]
+                   for p in pool_dir.glob("seg-*.npy")) == N_KILL_FILES
