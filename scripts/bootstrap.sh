@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Create .venv in the repository and install vo-al into it (idempotent; a second run is fast).
+# Usage: scripts/bootstrap.sh [extras]   e.g. scripts/bootstrap.sh test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+PY="${PYTHON:-python3}"
+
+if ! "$PY" -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null; then
+    echo "vo-al needs Python >= 3.10 as '$PY' (set PYTHON=...)" >&2
+    exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+    if ! "$PY" -m venv .venv 2>/dev/null; then
+        # Debian/Ubuntu ship venv separately; install it when we may (root, apt)
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+            rm -rf .venv && "$PY" -m venv .venv
+        else
+            echo "cannot create a virtual environment: install python3-venv" >&2
+            exit 1
+        fi
+    fi
+fi
+stamp=".venv/.vo-al-installed${extras:+-$extras}"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+    spec="."
+    [ -n "$extras" ] && spec=".[$extras]"
+    .venv/bin/python -m pip install -q -e "$spec" 2>&1 | grep -v "^WARNING: Location" || true
+    .venv/bin/python -c "import vo_al.core.session, keras" >/dev/null
+    touch "$stamp"
+fi
