@@ -19,6 +19,7 @@ def tiny_settings(**method):
     s.method.batch_size = 20
     s.method.precision_sample = 10
     s.method.max_epochs = 2
+    s.method.long_max_epochs = 3
     s.method.patience = 1
     s.method.train_batch = 128
     for k, v in method.items():

@@ -220,7 +220,7 @@ def cmd_demo(args):
     from .core.settings import ProjectSettings
     from .core.simulate import SimulationConfig, report_markdown, run_simulation
 
-    settings = _apply_sets(ProjectSettings.default(), ["max_epochs=40"] + (args.set or []))
+    settings = _apply_sets(ProjectSettings.default(), args.set)
     config = SimulationConfig(n_train=args.train, n_pool=args.pool,
                               max_iterations=args.max_iterations, seed=0, baseline=False)
     print(f"vo-al demo in {args.out}: {args.train} labelled CCD700-like spectra, a pool of "

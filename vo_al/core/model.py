@@ -7,6 +7,7 @@ hundreds of MB, which commands such as `vo-al status` should not pay.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ def _keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    # tf.function retracing notices (a new model per iteration, a short last batch) are noise
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return keras
 
 

@@ -243,7 +243,7 @@ class ActiveLearningSession:
         model = load_model(self.project.folder / row["model_path"])
         report = yield from train(model, xb, yb, batch_size=m.train_batch,
                                   patience=m.long_patience, min_delta=m.long_min_delta,
-                                  max_epochs=m.max_epochs, seed=m.seed + 1000, cancel=cancel,
+                                  max_epochs=m.long_max_epochs, seed=m.seed + 1000, cancel=cancel,
                                   stage="long-train")
         save_model(model, self.project.folder / "models/final.keras")
         scores = yield from score_pool(model, self.project.pool,

@@ -48,8 +48,12 @@ class MethodSettings:
     min_delta: float = 1e-4
     long_patience: int = 100            # "long training" after the active phase
     long_min_delta: float = 1e-5
-    max_epochs: int = 1000              # a safety cap; early stopping ends training first
-    warm_start: bool = False            # continue from last iteration's weights instead of anew
+    # The authors "sped up the method by training the CNN during the active learning phase for a
+    # smaller number of epochs" (Sect. 3.4): an epoch cap per iteration, and each iteration
+    # continues from the previous one's weights; the long training at the end has its own cap.
+    max_epochs: int = 30
+    warm_start: bool = True
+    long_max_epochs: int = 1000
     score_chunk: int = 65536
     seed: int = 0
 
@@ -57,7 +61,7 @@ class MethodSettings:
         from .strategies import STRATEGIES
 
         positive = ("batch_size", "precision_sample", "threshold_hits", "train_batch",
-                    "patience", "long_patience", "max_epochs", "score_chunk")
+                    "patience", "long_patience", "max_epochs", "long_max_epochs", "score_chunk")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -122,7 +122,7 @@ def run_baseline(project, oracle: SimulatedOracle, cancel: CancelToken | None = 
     xb, yb = smote_balance(x, y, seed=m.seed)
     model = build_cnn(project.settings.preprocess.n_points, seed=m.seed + 500)
     report = yield from train(model, xb, yb, batch_size=m.train_batch, patience=m.long_patience,
-                              min_delta=m.long_min_delta, max_epochs=m.max_epochs,
+                              min_delta=m.long_min_delta, max_epochs=m.long_max_epochs,
                               seed=m.seed + 500, cancel=cancel, stage="baseline")
     path = yield from score_pool(model, project.pool, project.folder / "scores/baseline.npy",
                                  chunk_rows=m.score_chunk, cancel=cancel)

@@ -1,0 +1,83 @@
+"""End to end: synthetic FITS -> project -> the loop, through the command line and the core."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vo_al.core import synthetic
+from vo_al.core.progress import run_job
+from vo_al.core.settings import ProjectSettings
+from vo_al.core.simulate import SimulationConfig, report_markdown, run_simulation
+
+pytestmark = pytest.mark.slow
+
+
+def vo_al(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", "vo_al.cli", *map(str, args)],
+                            capture_output=True, text=True, timeout=900)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_command_line_runs_one_iteration_on_fits_files(tmp_path):
+    train_dir = synthetic.make_training_set(tmp_path / "train", n=300, seed=3)
+    pool_dir = synthetic.make_pool(tmp_path / "pool", n=1500, seed=4, broken=3)
+    project = tmp_path / "proj"
+    vo_al("create", project, "--set", "batch_size=25", "--set", "precision_sample=10",
+          "--set", "max_epochs=3")
+    out = vo_al("import-training", project, train_dir, train_dir / "labels.csv").stdout
+    assert json.loads(out)["labelled"] == 300
+    out = vo_al("ingest", project, pool_dir).stdout
+    assert "added 1500" in out and "rejected 3" in out and "broken-" in out
+    again = vo_al("ingest", project, pool_dir).stdout          # resumable: nothing twice
+    assert "added 0, skipped 1503" in again           # rejected files are remembered too
+    vo_al("train", project)
+    vo_al("score", project)
+    vo_al("query", project, "--out", tmp_path / "pending.csv")
+    with open(tmp_path / "pending.csv") as fh:
+        pending = list(csv.DictReader(fh))
+    assert sum(r["purpose"] == "query" for r in pending) == 25
+    truth = {r["name"]: r["label"] for r in csv.DictReader(open(pool_dir / "truth.csv"))}
+    with open(tmp_path / "labels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["name", "label"])
+        for r in pending:
+            w.writerow([r["name"], truth[r["name"]]])
+    labelled = vo_al("label", project, "--csv", tmp_path / "labels.csv").stdout
+    assert labelled.count("ack ") == len(pending)
+    assert "precision" in vo_al("estimate", project).stdout
+    status = json.loads(vo_al("status", project).stdout)
+    assert status["oracle_labels"] == 25 and status["next_step"] in ("train", "finish")
+    vo_al("candidates", project, "--out", tmp_path / "cand.csv")
+    assert (tmp_path / "cand.csv").read_text().startswith("pool_index,name")
+    bad = vo_al("query", tmp_path / "nowhere", check=False)
+    assert bad.returncode == 2 and "nowhere" in bad.stderr and "not a vo-al project" in bad.stderr
+
+
+def test_simulation_with_baseline_plot_and_final_candidates(tmp_path):
+    settings = ProjectSettings.default()
+    settings.method.batch_size = 50
+    settings.method.max_epochs = 3
+    settings.method.long_max_epochs = 3
+    config = SimulationConfig(n_train=400, n_pool=2000, max_iterations=2, seed=7)
+    report = run_job(run_simulation(tmp_path, config, settings))
+    assert [r["iteration"] for r in report.iterations] == [0, 1]
+    assert report.iterations[1]["n_train"] == 450
+    assert report.baseline["target_predicted"] >= 0
+    png = (tmp_path / "precision.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((tmp_path / "simulation.json").read_text())
+    assert len(saved["iterations"]) == 2
+    final = report.final
+    predicted = sum(sum(row.values()) for row in final["confusion"].values())
+    assert predicted == final["target_predicted"]
+    candidates = list(csv.DictReader(open(tmp_path / "project" / "candidates.csv")))
+    oracle = [c for c in candidates if c["origin"] == "oracle"]
+    assert len(oracle) == final["oracle_targets"]
+    assert len(candidates) == final["target_predicted"] + final["oracle_targets"]
+    assert "| iteration |" in report_markdown(report)
