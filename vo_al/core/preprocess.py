@@ -56,7 +56,7 @@ def _fill_nonfinite(flux: np.ndarray, reasons: list) -> np.ndarray:
     for i in np.flatnonzero(bad.any(axis=1)):
         ok = ~bad[i]
         if ok.sum() < 2:
-            reasons[i] = reasons[i] or "flux is all NaN/inf"
+            reasons[i] = reasons[i] or "flux is all NaN/inf in the window"
             flux[i] = 0.0
             continue
         x = np.arange(flux.shape[1])
@@ -117,6 +117,14 @@ def preprocess_batch(wavelength: np.ndarray, flux: np.ndarray, sigma_px: float,
     for i in np.flatnonzero(increasing & (coverage < s.min_window_coverage)):
         reasons[i] = (f"covers {coverage[i]:.0%} of the {s.window_min:.0f}-{s.window_max:.0f} A "
                       f"window (spectrum spans {first[i]:.0f}-{last[i]:.0f} A)")
+
+    # Only pixels near the window matter: crop (with the blur's reach as margin) before the
+    # NaN repair, blur and interpolation, which makes a LAMOST batch several times faster.
+    margin = int(np.ceil(4.0 * sigma_px)) + 2       # gaussian_filter1d truncates at 4 sigma
+    start = max(0, int(np.searchsorted(wl_ok.max(axis=0), s.window_min)) - margin)
+    stop = min(length, int(np.searchsorted(wl_ok.min(axis=0), s.window_max)) + margin)
+    if stop - start >= 2:
+        wl_ok, flux = wl_ok[:, start:stop], flux[:, start:stop]
 
     flux = _fill_nonfinite(flux, reasons)
     if sigma_px > 0:
