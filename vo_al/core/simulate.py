@@ -38,6 +38,7 @@ class IterationRecord:
     lower_bound: float
     sample_size: int
     true_precision: float           # over every spectrum predicted as target (known here)
+    true_recall: float              # share of the pool's true targets predicted as target
     predicted_targets: int
     oracle_targets: int
     epochs: int
@@ -64,9 +65,13 @@ def true_precision(proba_classes: np.ndarray, truth: np.ndarray, mask: np.ndarra
         out[f"{key}_predicted"] = int(sel.sum())
         out[f"{key}_precision"] = float((truth[sel] == c).mean()) if sel.any() else float("nan")
     targets = mask & np.isin(proba_classes, TARGET_CLASSES)
+    true_targets = mask & np.isin(truth, TARGET_CLASSES)
     out["target_predicted"] = int(targets.sum())
     out["target_precision"] = (float(np.isin(truth[targets], TARGET_CLASSES).mean())
                                if targets.any() else float("nan"))
+    # completeness: the share of the true targets still in the pool that are predicted as target
+    out["target_recall"] = (float(targets[true_targets].mean()) if true_targets.any()
+                            else float("nan"))
     return out
 
 
@@ -198,7 +203,8 @@ def _record(session: ActiveLearningSession, oracle, seconds: float) -> Iteration
         iteration=row["iteration"], n_train=row["n_train"],
         estimated_precision=e["precision"], lower_bound=e["lower_bound"],
         sample_size=e["sample_size"], true_precision=truth["target_precision"],
-        predicted_targets=truth["target_predicted"], oracle_targets=e["oracle_targets"],
+        true_recall=truth["target_recall"], predicted_targets=truth["target_predicted"],
+        oracle_targets=e["oracle_targets"],
         epochs=row["training_json"]["epochs"], seconds=seconds)
 
 
@@ -222,12 +228,14 @@ def plot_precision(report: SimulationReport, path: Path, threshold: float = 0.8)
                     label="one-sided 95 % lower bound")
     ax.plot(its, [r["true_precision"] for r in report.iterations], "s--", ms=4,
             label="true precision (whole pool, known in simulation)")
+    ax.plot(its, [r["true_recall"] for r in report.iterations], "^:", ms=4, color="green",
+            label="true recall (share of the pool's targets found)")
     if report.baseline:
         ax.axhline(report.baseline["target_precision"], color="grey", ls=":",
                    label="non-active baseline (true)")
     ax.axhline(threshold, color="red", lw=0.8, label=f"threshold {threshold:.0%}")
     ax.set_xlabel("iteration")
-    ax.set_ylabel("precision")
+    ax.set_ylabel("precision / recall")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xticks(its)
     ax.legend(fontsize=7, loc="lower right")
@@ -240,12 +248,12 @@ def plot_precision(report: SimulationReport, path: Path, threshold: float = 0.8)
 
 def report_markdown(report: SimulationReport) -> str:
     lines = ["| iteration | training spectra | estimated precision | lower bound | true precision "
-             "| predicted targets | oracle targets in batch |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+             "| true recall | predicted targets | oracle targets in batch |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report.iterations:
         lines.append(f"| {r['iteration']} | {r['n_train']} | {r['estimated_precision']:.2f} "
                      f"({int(round(r['estimated_precision'] * r['sample_size']))}/{r['sample_size']}) "
-                     f"| {r['lower_bound']:.2f} | {r['true_precision']:.3f} | "
+                     f"| {r['lower_bound']:.2f} | {r['true_precision']:.3f} | {r['true_recall']:.3f} | "
                      f"{r['predicted_targets']} | {r['oracle_targets']} |")
     if report.baseline:
         b = report.baseline
@@ -257,7 +265,8 @@ def report_markdown(report: SimulationReport) -> str:
     if report.final:
         f = report.final
         lines += ["", f"After long training: {f['target_predicted']} predicted targets, true "
-                      f"precision {f['target_precision']:.3f}; oracle found {f['oracle_targets']}; "
+                      f"precision {f['target_precision']:.3f}, recall {f['target_recall']:.3f}; "
+                      f"oracle found {f['oracle_targets']}; "
                       f"{f['true_targets_in_pool']} true targets in the pool.", "",
                   "| predicted \\ actual | non-target | single peak | double peak |",
                   "|---|---:|---:|---:|"]
