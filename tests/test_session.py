@@ -80,7 +80,7 @@ def test_one_iteration_keeps_the_rules_of_the_method(project):
     np.testing.assert_array_equal(y[300:], truth[np.sort(batch)])
     assert s.next_step() == "train"
     run_job(s.train())
-    assert s.iteration == 1 and s._row()["n_train"] == 320
+    assert s.iteration == 1 and s.current_row()["n_train"] == 320
 
 
 def test_stop_rule_long_training_and_candidates(tmp_path):

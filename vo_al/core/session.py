@@ -53,14 +53,15 @@ class ActiveLearningSession:
         rows = self.store.iterations()
         return rows[-1]["iteration"] if rows else 0
 
-    def _row(self, iteration: int | None = None) -> dict:
+    def current_row(self, iteration: int | None = None) -> dict:
+        """The stored record of an iteration (default: the current one)."""
         it = self.iteration if iteration is None else iteration
         return self.store.iteration_row(it) or {"iteration": it}
 
     def next_step(self) -> str:
         if self.store.get_final("candidates_path"):
             return DONE
-        row = self._row()
+        row = self.current_row()
         if not row.get("model_path"):
             return TRAIN
         if not row.get("scores_path"):
@@ -77,7 +78,7 @@ class ActiveLearningSession:
 
     def _require(self, step: str) -> None:
         current = self.next_step()
-        if current != step and not (step == TRAIN and current == TRAIN):
+        if current != step:
             raise ProjectError(f"{self.project.folder}: next step is '{current}', not '{step}'")
 
     # -- training ----------------------------------------------------------------------------
@@ -96,10 +97,8 @@ class ActiveLearningSession:
         """Train the model of the current iteration (or of the next one, if this one is done)."""
         from .model import build_cnn, load_model, save_model, train
 
-        step = self.next_step()
-        if step not in (TRAIN,):
-            raise ProjectError(f"{self.project.folder}: next step is '{step}', not 'train'")
-        row = self._row()
+        self._require(TRAIN)
+        row = self.current_row()
         it = row["iteration"] + 1 if row.get("model_path") else row["iteration"]
         m = self.method
         x, y = self.training_data()
@@ -128,7 +127,7 @@ class ActiveLearningSession:
         from .model import load_model
 
         self._require(SCORE)
-        row = self._row()
+        row = self.current_row()
         model = load_model(self.project.folder / row["model_path"])
         rel = f"scores/iter-{row['iteration']:03d}.npy"
         yield from score_pool(model, self.project.pool, self.project.folder / rel,
@@ -137,7 +136,7 @@ class ActiveLearningSession:
         return self.project.folder / rel
 
     def probabilities(self, iteration: int | None = None) -> np.ndarray:
-        row = self._row(iteration)
+        row = self.current_row(iteration)
         if not row.get("scores_path"):
             raise ProjectError(f"{self.project.folder}: iteration {row['iteration']} not scored")
         return np.load(self.project.folder / row["scores_path"], mmap_mode="r")
@@ -172,7 +171,7 @@ class ActiveLearningSession:
 
     def pending(self) -> list[PendingLabel]:
         """Spectra of the current iteration still waiting for a label, oracle batch first."""
-        row = self._row()
+        row = self.current_row()
         if row.get("query_json") is None:
             return []
         oracle = self.store.oracle_labels()
@@ -188,7 +187,7 @@ class ActiveLearningSession:
         """Record one label durably (committed before this returns)."""
         if label not in (0, 1, 2):
             raise ParameterError("label", label, "must be 0, 1 or 2")
-        row = self._row()
+        row = self.current_row()
         item = next((p for p in self.pending() if p.pool_index == pool_index), None)
         if item is None:
             raise ProjectError(f"pool spectrum {pool_index} is not waiting for a label in "
@@ -205,7 +204,7 @@ class ActiveLearningSession:
     # -- precision estimate and stop rule -----------------------------------------------------
     def estimate(self) -> PrecisionEstimate:
         self._require(ESTIMATE)
-        row = self._row()
+        row = self.current_row()
         labels = self.store.precision_labels(row["iteration"])
         tp = sum(1 for v in labels.values() if v in TARGET_CLASSES)
         est = estimate_precision(tp, len(labels), self.method.confidence)

@@ -195,7 +195,7 @@ def advance_iteration(session: ActiveLearningSession, oracle, cancel=None) -> Jo
 
 
 def _record(session: ActiveLearningSession, oracle, seconds: float) -> IterationRecord:
-    row = session._row()
+    row = session.current_row()
     e = row["estimate_json"]
     classes = predicted_classes(session.probabilities())
     truth = true_precision(classes, oracle.labels, session.available_mask())
