@@ -4,5 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh test
+
+# The real VO server (DaCHS + PostgreSQL on 127.0.0.1) for the tests: set it up where we may
+# (root with apt-get, e.g. CI); idempotent, ~0.5 s when already set up.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${VO_AL_NO_DACHS:-0}" != 1 ]; then
+    scripts/dachs.sh install
+    scripts/dachs.sh start
+    [ -f /var/gavo/inputs/lamost/imported.json ] || scripts/dachs.sh import 1000 1
+fi
 export TF_CPP_MIN_LOG_LEVEL=2
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from dachs_server import dachs  # noqa: F401  (session fixture: the real DaCHS server on loopback)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
