@@ -297,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", type=int, default=5000)
     p.add_argument("--max-iterations", type=int, default=6)
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
+
+    from .cli_vo import add_vo_commands
+
+    add_vo_commands(sub)
     return parser
 
 

@@ -44,3 +44,52 @@ class PoolError(VoAlError):
 
 class Cancelled(VoAlError):
     """A long job was cancelled by the user between two steps."""
+
+
+# ---------------------------------------------------------------- Virtual Observatory
+
+class VOError(VoAlError):
+    """A VO service could not answer a query. Names the service, the query and the cause.
+
+    `service` is the service's name or URL, `query` the ADQL text or the SSA parameters,
+    `reason` a human-readable explanation and `cause` the underlying exception (usually one of
+    pyvo's DALServiceError / DALFormatError / DALQueryError, or a requests exception).
+    """
+
+    def __init__(self, service: str, query: str, reason: str, cause: BaseException | None = None,
+                 status: int | None = None):
+        self.service = str(service)
+        self.query = str(query)
+        self.reason = reason
+        self.cause = cause
+        self.status = status            # the HTTP status, where there was one
+        short = self.query if len(self.query) <= 300 else self.query[:297] + "..."
+        super().__init__(f"{self.service}: {reason} [query: {short}]")
+
+
+class VOServiceError(VOError):
+    """The service is unreachable, timed out or answered with an HTTP error."""
+
+
+class VOQueryError(VOError):
+    """The service ran the query and reported an error (QUERY_STATUS=ERROR, UWS phase ERROR)."""
+
+
+class VOFormatError(VOError):
+    """The service's answer is not a usable VOTable (malformed XML, no result table, ...)."""
+
+
+class DownloadError(VoAlError):
+    """A spectrum could not be downloaded, or what came is not a spectrum.
+
+    `status` is the HTTP status where there was one; `retryable` says whether trying again
+    later may help (connection errors, timeouts, 5xx), as opposed to 404 or a bad file.
+    """
+
+    def __init__(self, url: str, reason: str, status: int | None = None,
+                 retryable: bool = False):
+        self.url = str(url)
+        self.reason = reason
+        self.status = status
+        self.retryable = retryable
+        super().__init__(f"{self.url}: {reason}")
