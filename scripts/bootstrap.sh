@@ -14,7 +14,7 @@ if [ ! -x .venv/bin/python ]; then
     if ! "$PY" -m venv .venv 2>/dev/null; then
         # Debian/Ubuntu ship venv separately; install it when we may (root, apt)
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+            apt-get -o DPkg::Lock::Timeout=900 update -qq && apt-get -o DPkg::Lock::Timeout=900 install -y -qq python3-venv >/dev/null
             rm -rf .venv && "$PY" -m venv .venv
         else
             echo "cannot create a virtual environment: install python3-venv" >&2

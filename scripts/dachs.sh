@@ -119,9 +119,9 @@ cmd_install() {
     done
     if ! pkg_installed postgresql; then
         log "apt-get install postgresql"
-        apt-get install -y -q postgresql >/dev/null 2>&1 \
-            || { log "apt-get update (package lists missing or stale)"; apt-get update -q >/dev/null;
-                 apt-get install -y -q postgresql >/dev/null; } \
+        apt-get -o DPkg::Lock::Timeout=900 install -y -q postgresql >/dev/null 2>&1 \
+            || { log "apt-get update (package lists missing or stale)"; apt-get -o DPkg::Lock::Timeout=900 update -q >/dev/null;
+                 apt-get -o DPkg::Lock::Timeout=900 install -y -q postgresql >/dev/null; } \
             || die "apt-get install postgresql failed"
     fi
     # gavodachs2-server's postinst runs 'dachs init', which needs a running PostgreSQL:
@@ -130,12 +130,12 @@ cmd_install() {
     config_ok || write_config
     if [ -n "$missing" ]; then
         log "apt-get install$missing (gavodachs2-server: ~1 min, ~570 MB)"
-        if ! apt-get install -y -q $missing >/tmp/vo-al-dachs-apt.log 2>&1; then
+        if ! apt-get -o DPkg::Lock::Timeout=900 install -y -q $missing >/tmp/vo-al-dachs-apt.log 2>&1; then
             local policy
             policy=$(apt-cache policy gavodachs2-server 2>/dev/null || true)
             if ! grep -q "Candidate: [0-9]" <<<"$policy"; then
                 log "apt-get update (no candidate for gavodachs2-server)"
-                apt-get update -q >/dev/null
+                apt-get -o DPkg::Lock::Timeout=900 update -q >/dev/null
             fi
             log "apt-get install failed once (usually the postinst's dachs init): dpkg --configure -a, retry"
             start_postgres
@@ -145,7 +145,7 @@ cmd_install() {
                 chmod 2775 "$GAVO/cache"
             fi
             dpkg --configure -a >>/tmp/vo-al-dachs-apt.log 2>&1 || true
-            apt-get install -y -q $missing >>/tmp/vo-al-dachs-apt.log 2>&1 \
+            apt-get -o DPkg::Lock::Timeout=900 install -y -q $missing >>/tmp/vo-al-dachs-apt.log 2>&1 \
                 || { tail -30 /tmp/vo-al-dachs-apt.log >&2; die "apt-get install$missing failed (log: /tmp/vo-al-dachs-apt.log)"; }
         fi
     else

@@ -93,3 +93,45 @@ class DownloadError(VoAlError):
         self.status = status
         self.retryable = retryable
         super().__init__(f"{self.url}: {reason}")
+
+
+# ---------------------------------------------------------------- SAMP
+
+class SampError(VoAlError):
+    """A SAMP operation failed. `reason` says why; subclasses say what kind of failure."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+class SampHubError(SampError):
+    """No SAMP hub can be reached, the hub went away, or it refused to register us."""
+
+
+class SampTimeoutError(SampError):
+    """A SAMP call got no reply within its timeout. Names the recipient and the MType."""
+
+    def __init__(self, recipient: str, mtype: str, timeout: float):
+        self.recipient = recipient
+        self.mtype = mtype
+        self.timeout = timeout
+        super().__init__(f"{recipient} did not answer {mtype} within {timeout:g} s")
+
+
+class SampClientNotFound(SampError):
+    """No registered SAMP client has the requested name or id (or subscribes to the MType)."""
+
+    def __init__(self, client: str, reason: str = "is not registered on the hub"):
+        self.client = client
+        super().__init__(f"SAMP client {client!r} {reason}")
+
+
+class SampMessageError(SampError, ValueError):
+    """A SAMP message (ours or a peer's) is malformed: names the parameter and the value."""
+
+    def __init__(self, name: str, value, expected: str):
+        self.name = name
+        self.value = value
+        text = repr(value)
+        super().__init__(f"{name}={text if len(text) <= 120 else text[:117] + '...'}: {expected}")

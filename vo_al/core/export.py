@@ -28,25 +28,75 @@ COLUMN_INFO = {
     "source": (None, "meta.ref.url", "Access URL (accref) or path of the spectrum"),
 }
 
+# the columns of a cross-match (vo_al.core.crossmatch): one block per catalogue prefix
+_MATCH_INFO = {
+    "id": (None, "meta.id;meta.main", "Identifier of the nearest {cat} object within the radius"),
+    "otype": (None, "src.class", "Object type of the nearest {cat} object"),
+    "sep": ("arcsec", "pos.angDistance", "Distance to the nearest {cat} object"),
+    "n": (None, "meta.number", "Number of {cat} objects within the radius"),
+    "ra": ("deg", "pos.eq.ra", "Right ascension of the nearest {cat} object"),
+    "dec": ("deg", "pos.eq.dec", "Declination of the nearest {cat} object"),
+}
+for _prefix, _cat in (("simbad", "SIMBAD"), ("h16", "H16")):
+    for _key, (_unit, _ucd, _desc) in _MATCH_INFO.items():
+        COLUMN_INFO[f"{_prefix}_{_key}"] = (_unit, _ucd, _desc.format(cat=_cat))
+COLUMN_INFO.update({
+    "h16_Halpha_type": (None, "src.class", "H-alpha profile type of the H16 object"),
+    "group_designation": (None, "meta.id;meta.dataset", "Group of spectra sharing one "
+                          "designation (multiple exposures); 0 = not grouped"),
+    "group_designation_size": (None, "meta.number", "Spectra in the designation group"),
+    "group_position": (None, "meta.id;meta.dataset", "Group of spectra linked within the "
+                       "group radius (friends-of-friends); 0 = not grouped"),
+    "group_position_size": (None, "meta.number", "Spectra in the positional group"),
+    "simbad_url": (None, "meta.ref.url", "SIMBAD query around the position (sim-coo)"),
+    "simbad_id_url": (None, "meta.ref.url", "SIMBAD page of the nearest object (sim-id)"),
+    "category": (None, "meta.code", "known_h16, new_in_simbad, new_unknown or rejected"),
+    "radius": ("arcsec", "phys.angSize;obs.param", "Cross-match radius"),
+    "n_matched": (None, "meta.number", "Candidates with at least one object within the radius"),
+    "n_pairs": (None, "meta.number", "Candidate-object pairs within the radius"),
+    "n_multiple": (None, "meta.number", "Candidates with two or more objects within the radius"),
+    "fraction_matched": (None, "arith.ratio", "Fraction of candidates with a match"),
+    "mean_objects": (None, "arith.ratio", "Objects within the radius per candidate"),
+    "new_matched": (None, "meta.number", "Candidates matched at this radius and not the "
+                    "previous one"),
+})
 
-def to_astropy_table(columns: dict, params: dict | None = None):
-    """A column dict (as from candidates.candidate_table) -> astropy Table with units/UCDs."""
+
+def to_astropy_table(columns: dict, params: dict | None = None,
+                     column_info: dict | None = None):
+    """A column dict (as from candidates.candidate_table) -> astropy Table with units/UCDs.
+
+    `column_info` adds or overrides {column: (unit, ucd, description)} for this table.
+    """
     from astropy.table import Table
 
     table = Table()
     for name, values in columns.items():
-        values = np.asarray(values)
-        if values.dtype == object:
-            values = values.astype(str)
+        if not hasattr(values, "mask"):
+            values = np.asarray(values)
+            if values.dtype == object:
+                values = values.astype(str)
         table[name] = values
-        unit, ucd, description = COLUMN_INFO.get(name, (None, None, None))
-        if unit:
-            table[name].unit = unit
-        if description:
-            table[name].description = description
-        if ucd:
-            table[name].meta["ucd"] = ucd
+    annotate(table, column_info)
     table.meta.update(params or {})
+    return table
+
+
+def annotate(table, column_info: dict | None = None, overwrite: bool = False):
+    """Set unit, UCD (col.meta['ucd']) and description from COLUMN_INFO where a column lacks
+    them (or always with `overwrite`); returns the table (changed in place)."""
+    info = {**COLUMN_INFO, **(column_info or {})}
+    for name in table.colnames:
+        if name not in info:
+            continue
+        unit, ucd, description = info[name]
+        col = table[name]
+        if unit and (overwrite or col.unit is None):
+            col.unit = unit
+        if description and (overwrite or not col.description):
+            col.description = description
+        if ucd and (overwrite or not col.meta.get("ucd")):
+            col.meta["ucd"] = ucd
     return table
 
 
@@ -66,8 +116,10 @@ def write_catalogue(columns_or_table, path: Path, fmt: str | None = None,
                              f"(or a .vot/.xml/.csv/.ecsv file name)")
     params = dict(params or {})
     params.setdefault("date", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    table = (columns_or_table if hasattr(columns_or_table, "colnames")
-             else to_astropy_table(columns_or_table, params))
+    if hasattr(columns_or_table, "colnames"):
+        table = annotate(columns_or_table.copy(copy_data=False))
+    else:
+        table = to_astropy_table(columns_or_table, params)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     if fmt == "votable":
