@@ -128,6 +128,18 @@ cmd_install() {
     # start the cluster FIRST (VO-STACK pitfall 1)
     start_postgres
     config_ok || write_config
+    # pgsphere 1.1.1 (Debian 12) no longer installs on PostgreSQL >= 15.20 as shipped; patch its
+    # extension script before gavodachs2-server's postinst runs 'CREATE EXTENSION pg_sphere'
+    local v
+    v=$(pg_version)
+    if ! pkg_installed "postgresql-$v-pgsphere"; then
+        log "apt-get install postgresql-$v-pgsphere"
+        apt-get -o DPkg::Lock::Timeout=900 install -y -q "postgresql-$v-pgsphere" >/dev/null \
+            || die "apt-get install postgresql-$v-pgsphere failed"
+    fi
+    for f in /usr/share/postgresql/"$v"/extension/pg_sphere--*.sql; do
+        [ -e "$f" ] && log "$(python3 "$REPO/scripts/patch_pgsphere.py" "$f")"
+    done
     if [ -n "$missing" ]; then
         log "apt-get install$missing (gavodachs2-server: ~1 min, ~570 MB)"
         if ! apt-get -o DPkg::Lock::Timeout=900 install -y -q $missing >/tmp/vo-al-dachs-apt.log 2>&1; then
