@@ -301,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_vo import add_vo_commands
 
     add_vo_commands(sub)
+
+    from .cli_crossmatch import add_crossmatch_commands
+
+    add_crossmatch_commands(sub)
     return parser
 
 
