@@ -12,5 +12,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${VO_AL_NO_DACHS:-0
     scripts/dachs.sh start
     [ -f /var/gavo/inputs/lamost/imported.json ] || scripts/dachs.sh import 1000 1
 fi
+# The desktop SAMP stack (JSAMP, TOPCAT, Aladin, Xvfb) for tests/test_samp*.py (idempotent)
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${VO_AL_NO_SAMP_APPS:-0}" != 1 ]; then
+    scripts/samp-stack.sh install
+fi
 export TF_CPP_MIN_LOG_LEVEL=2
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

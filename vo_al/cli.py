@@ -305,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_crossmatch import add_crossmatch_commands
 
     add_crossmatch_commands(sub)
+
+    from .cli_samp import add_samp_commands
+
+    add_samp_commands(sub)
     return parser
 
 

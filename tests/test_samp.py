@@ -1,0 +1,433 @@
+"""SAMP with real peers on loopback: pyvo's embedded hub, a JSAMP hub, JSAMP's snooper and
+messagesender, pyvo receivers; every test on a private hub lockfile (tests/samp_peers.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import urllib.request
+import xmlrpc.client as xmlrpc
+
+import numpy as np
+import pytest
+
+from samp_peers import (Receiver, jsamp_hub, pyvo_hub, samp_lockfile,  # noqa: F401
+                        snooper, splat_like_answer, wait_for)
+from vo_al.core import samp_messages as msgs
+from vo_al.core.errors import SampClientNotFound, SampHubError, SampMessageError
+from vo_al.core.samp import SampLink
+
+pytestmark = pytest.mark.timeout(120)
+
+PEER_MTYPES = ["coord.pointAt.sky", "spectrum.load.ssa-generic", "table.load.votable",
+               "table.highlight.row", "table.select.rowList"]
+
+
+def candidate_columns(n=5):
+    rng = np.random.default_rng(1)
+    return {
+        "pool_index": np.arange(n) * 10 + 3,
+        "name": np.array([f"spec-{i}.fits" for i in range(n)], dtype=object),
+        "designation": np.array([f"J{i:06d}+0{i}0000" for i in range(n)], dtype=object),
+        "ra": 150.0 + np.arange(n) * 0.1,
+        "dec": 2.0 + np.arange(n) * 0.1,
+        "class": np.array(["single peak"] * n, dtype=object),
+        "p_single": rng.random(n),
+        "source": np.array([f"http://127.0.0.1:8080/getproduct/lamost/data/spec-{i}.fits"
+                            for i in range(n)], dtype=object),
+    }
+
+
+@pytest.fixture
+def link(samp_lockfile):
+    lk = SampLink(name="vo-al", timeout=5.0, rpc_timeout=5.0)
+    yield lk
+    lk.close()
+
+
+# ----------------------------------------------------------------------------- messages
+def test_url_checks_and_parsers():
+    for bad in ("javascript:alert(1)", "ftp://x/y.fits", "data:text/plain,x", "", None, 7,
+                "http:///nohost", "file\x00://x", "http://a/\nb"):
+        with pytest.raises(SampMessageError):
+            msgs.check_url(bad)
+    assert msgs.check_url(" https://h/x.fits ") == "https://h/x.fits"
+    assert msgs.parse_select({"row-list": ["3", "1", "3"]}, 5) == [1, 3]
+    assert msgs.parse_point({"ra": "370", "dec": "-10.5"}) == (10.0, -10.5)
+    for params in ({"row": "5"}, {"row": "-1"}, {"row": "1e3"}, {"row": 1.5}, {"row": ["1"]},
+                   {"row": "9" * 40}, {}):
+        with pytest.raises(SampMessageError):
+            msgs.parse_highlight(params, 5)
+    msg = msgs.spectrum_load("http://h/s.fits", "J1", 10, 20)
+    assert msg["samp.params"]["meta"] == {"Access.Format": "application/fits",
+                                          "Access.Reference": "http://h/s.fits",
+                                          "Target.Name": "J1", "Target.Pos": "10.0 20.0"}
+
+
+# ----------------------------------------------------------------------------- hubs
+def test_embedded_hub_when_none_runs(link, samp_lockfile):
+    info = link.connect()
+    assert info.embedded and samp_lockfile.exists()
+    assert "std-lockurl" not in info.lockfile and str(samp_lockfile) in info.lockfile
+    peer = Receiver("peer", PEER_MTYPES)          # another tool joins our hub
+    try:
+        status = link.status()
+        clients = {c["name"]: c for c in status["clients"]}
+        assert status["hub"]["embedded"] and "peer" in clients
+        assert "table.highlight.row" in clients["peer"]["subscriptions"]
+    finally:
+        peer.close()
+    link.close()
+    assert not link.connected
+
+
+def test_joins_running_jsamp_hub_and_lists_clients(link, jsamp_hub):
+    info = link.connect()
+    assert not info.embedded and info.self_id
+    peer = Receiver("peer", PEER_MTYPES)
+    try:
+        names = {p.name: p for p in link.peers()}
+        assert "peer" in names and names["peer"].subscribes("table.load.votable")
+        with pytest.raises(SampClientNotFound):
+            link.find_peers("nobody")
+    finally:
+        peer.close()
+
+
+def test_no_hub_and_no_embedded_hub_is_a_typed_error(samp_lockfile):
+    lk = SampLink(start_hub=False, rpc_timeout=2)
+    t0 = time.monotonic()
+    with pytest.raises(SampHubError):
+        lk.connect()
+    assert time.monotonic() - t0 < 3
+    lk.close()
+
+
+# ----------------------------------------------------------------------------- sending
+def test_snooper_records_exactly_what_we_send(link, snooper):
+    link.connect()
+    cols = candidate_columns()
+    table = link.set_candidates(cols, table_id="vo-al-test-42", name="vo-al candidates")
+    assert all(r.status == "samp.warning" for r in link.send_table(to="snoop"))   # logged
+    out = link.send_candidate(2, to="snoop")
+    assert set(out) == {"coord.pointAt.sky", "spectrum.load.ssa-generic", "table.highlight.row"}
+    link.select([1, 3], to="snoop")
+    got = snooper.wait(5, "vo-al")
+    by = {m["mtype"]: m for m in got}
+    assert by["table.load.votable"]["kind"] == "call"
+    assert by["table.load.votable"]["params"] == {"url": table.url, "table-id": "vo-al-test-42",
+                                                  "name": "vo-al candidates"}
+    assert by["coord.pointAt.sky"]["params"] == {"ra": repr(float(cols["ra"][2])),
+                                                 "dec": repr(float(cols["dec"][2]))}
+    spec = by["spectrum.load.ssa-generic"]["params"]
+    assert spec["url"] == cols["source"][2]
+    assert spec["meta"] == {"Access.Format": "application/fits",
+                            "Access.Reference": cols["source"][2],
+                            "Target.Name": cols["designation"][2],
+                            "Target.Pos": f"{float(cols['ra'][2])!r} {float(cols['dec'][2])!r}"}
+    assert by["table.highlight.row"]["params"] == {"url": table.url, "table-id": "vo-al-test-42",
+                                                   "row": "2"}
+    assert by["table.select.rowList"]["params"]["row-list"] == ["1", "3"]
+    # the VOTable we point at holds our rows
+    from astropy.table import Table
+
+    t = Table.read(table.url.replace("file://", ""), format="votable")
+    assert list(t["designation"]) == list(cols["designation"])
+
+
+def test_broadcast_and_one_chosen_client(link, pyvo_hub):
+    link.connect()
+    link.set_candidates(candidate_columns())
+    a, b = Receiver("tool-a", PEER_MTYPES), Receiver("tool-b", ["coord.pointAt.sky"])
+    try:
+        replies = link.point_at(10.5, -3.25)                     # broadcast: both subscribe
+        assert sorted(r.client_name for r in replies) == ["tool-a", "tool-b"]
+        assert all(r.status == "samp.ok" for r in replies)
+        replies = link.send_table(to="tool-a")
+        assert [r.client_name for r in replies] == ["tool-a"] and replies[0].ok
+        with pytest.raises(SampClientNotFound):
+            link.send_table(to="tool-b")                         # does not take tables
+        out = link.send_candidate(0, to="tool-b")                # only what tool-b takes
+        assert list(out) == ["coord.pointAt.sky"]
+        b.wait(2)
+        assert [m[2] for m in a.wait(2)] == ["coord.pointAt.sky", "table.load.votable"]
+        assert link.set_current(0) == []                         # unchanged: nothing sent
+        assert [r.client_name for r in link.set_current(4)] == ["tool-a"]
+        assert a.wait(3)[-1][2:] == ("table.highlight.row",
+                                     {"url": link.candidates.url,
+                                      "table-id": link.candidates.table_id, "row": "4"})
+    finally:
+        a.close()
+        b.close()
+
+
+def test_spectrum_for_splat_vo_downloads_from_dachs(link, pyvo_hub, dachs, tmp_path):
+    """SPLAT-VO is not installable: a receiver checks what it needs, then we fetch the URL."""
+    import pyvo
+
+    from vo_al.core.readers import read_spectrum
+
+    rows = pyvo.dal.TAPService(dachs.tap_url).run_sync(
+        "SELECT TOP 2 access_url, ra, dec, designation, obsid FROM lamost.data").to_table()
+    cols = {"pool_index": np.arange(len(rows)), "designation": np.asarray(rows["designation"],
+                                                                          dtype=object),
+            "ra": np.asarray(rows["ra"], float), "dec": np.asarray(rows["dec"], float),
+            "source": np.asarray(rows["access_url"], dtype=object)}
+    link.connect()
+    link.set_candidates(cols)
+    splat = Receiver("splat", ["spectrum.load.ssa-generic"], answer=splat_like_answer)
+    try:
+        out = link.send_candidate(1)
+        assert [r.status for r in out["spectrum.load.ssa-generic"]] == ["samp.ok"]
+        _, _, mtype, params = splat.wait(1)[0]
+        assert params["meta"]["Target.Name"] == str(cols["designation"][1])
+        path = tmp_path / "spectrum.fits"
+        with urllib.request.urlopen(params["url"], timeout=10) as r:
+            path.write_bytes(r.read())
+        spectrum = read_spectrum(path)
+        assert len(spectrum.flux) > 1000
+        # a receiver really rejects what SPLAT could not load
+        assert splat_like_answer(mtype, {"url": params["url"], "meta": {}})[0] == "samp.error"
+    finally:
+        splat.close()
+
+
+def test_dead_peer_times_out_without_hanging(link, jsamp_hub):
+    link.connect()
+    link.set_candidates(candidate_columns())
+    zombie = Receiver("zombie", PEER_MTYPES)
+    zombie.client.client.stop()                # its server is gone, still registered on the hub
+    alive = Receiver("alive", PEER_MTYPES)
+    try:
+        t0 = time.monotonic()
+        replies = {r.client_name: r for r in link.point_at(1, 2, timeout=2)}
+        took = time.monotonic() - t0
+        assert replies["alive"].status == "samp.ok"
+        assert replies["zombie"].status in ("timeout", "samp.error", "failed")
+        assert took < 2 + link.rpc_timeout
+    finally:
+        alive.close()
+
+
+# ----------------------------------------------------------------------------- receiving
+def test_peer_selects_candidates(link, pyvo_hub):
+    link.connect()
+    table = link.set_candidates(candidate_columns())
+    seen, threads = [], set()
+    link.add_listener(lambda e: (seen.append(e), threads.add(threading.current_thread().name)))
+    peer = Receiver("topcat-like", [])
+    me = link.self_id
+    try:
+        r = peer.call(me, "table.highlight.row", {"table-id": table.table_id,
+                                                  "url": table.url, "row": "3"})
+        assert r["samp.status"] == "samp.ok"
+        r = peer.call(me, "table.select.rowList", {"table-id": table.table_id,
+                                                   "url": table.url, "row-list": ["4", "0"]})
+        assert r["samp.status"] == "samp.ok"
+        # by URL alone (no table-id) also counts as ours
+        peer.notify(me, "table.highlight.row", {"url": table.url, "row": "1"})
+        r = peer.call(me, "coord.pointAt.sky", {"ra": "150.2", "dec": "2.2036"})   # ~13"
+        assert r["samp.status"] == "samp.ok" and r["samp.result"]["row"] == "2"
+        r = peer.call(me, "coord.pointAt.sky", {"ra": "150.2", "dec": "2.21"})     # 36"
+        assert r["samp.status"] == "samp.ok" and r["samp.result"]["matched"] == "0"
+        r = peer.call(me, "table.highlight.row", {"table-id": "someone-else", "row": "1"})
+        assert r["samp.status"] == "samp.warning"                # not ours: politely ignored
+        events = [e for e in seen if e.kind in ("highlight", "select", "point")]
+        wait_for(lambda: len([e for e in seen if e.kind in ("highlight", "select", "point")])
+                 >= 4, 5, "4 events")
+        events = [e for e in seen if e.kind in ("highlight", "select", "point")]
+        assert [(e.kind, e.rows, e.pool_indices) for e in events] == [
+            ("highlight", (3,), (33,)), ("select", (0, 4), (3, 43)),
+            ("highlight", (1,), (13,)), ("point", (2,), (23,))]
+        assert events[0].sender_name == "topcat-like"
+        assert events[3].separation_arcsec == pytest.approx(12.96, abs=0.1)
+        assert threading.main_thread().name not in threads       # SAMP threads, not ours
+        polled = [e for e in link.poll_events() if e.kind in ("highlight", "select", "point")]
+        assert polled == events                                  # the queue holds the same
+        assert link.current_row == 1
+    finally:
+        peer.close()
+
+
+def test_jsamp_messagesender_highlights_a_candidate(link, jsamp_hub):
+    """A real JSAMP peer (jsamp messagesender) highlights and points: vo-al answers samp.ok."""
+    link.connect()
+    table = link.set_candidates(candidate_columns())
+
+    def send(mtype, *params):
+        args = ["jsamp", "messagesender", "-mtype", mtype, "-mode", "sync",
+                "-targetname", "vo-al"]
+        for p in params:
+            args += ["-param", *p.split("=", 1)]
+        return subprocess.run(args, env=jsamp_hub.env, capture_output=True, text=True, timeout=60)
+
+    proc = send("table.highlight.row", f"table-id={table.table_id}", "row=4")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "samp.ok" in proc.stdout + proc.stderr
+    proc = send("coord.pointAt.sky", "ra=150.1", "dec=2.1")
+    assert proc.returncode == 0 and "samp.ok" in proc.stdout + proc.stderr
+    proc = send("table.highlight.row", f"table-id={table.table_id}", "row=99999999999")
+    assert "samp.error" in proc.stdout + proc.stderr
+    event = link.wait_event(5, kinds=["highlight"])
+    assert event.rows == (4,) and event.pool_indices == (43,) and event.sender_name
+    event = link.wait_event(5, kinds=["point"])
+    assert event.rows == (1,)
+
+
+def _malformed(table_id, url):
+    ok_id = {"table-id": table_id}
+    bad = [
+        ("table.highlight.row", {}), ("table.highlight.row", ok_id),
+        ("table.highlight.row", {**ok_id, "row": "-1"}),
+        ("table.highlight.row", {**ok_id, "row": "5"}),
+        ("table.highlight.row", {**ok_id, "row": "99999999999999999999999"}),
+        ("table.highlight.row", {**ok_id, "row": "1.5"}),
+        ("table.highlight.row", {**ok_id, "row": "one"}),
+        ("table.highlight.row", {**ok_id, "row": ["1"]}),
+        ("table.highlight.row", {**ok_id, "row": {"a": "1"}}),
+        ("table.highlight.row", {"table-id": ["x"], "row": "1"}),
+        ("table.highlight.row", {"url": "javascript:alert(1)", "row": "1"}),
+        ("table.highlight.row", {"url": "ftp://evil/x.vot", "row": "1"}),
+        ("table.highlight.row", {"url": "data:text/plain,hi", "row": "1"}),
+        ("table.select.rowList", ok_id), ("table.select.rowList", {**ok_id, "row-list": "1"}),
+        ("table.select.rowList", {**ok_id, "row-list": ["1", "x"]}),
+        ("table.select.rowList", {**ok_id, "row-list": ["1", "77"]}),
+        ("table.select.rowList", {**ok_id, "row-list": [str(i) for i in range(50)]}),
+        ("table.select.rowList", {**ok_id, "row-list": [["1"]]}),
+        ("coord.pointAt.sky", {}), ("coord.pointAt.sky", {"ra": "x", "dec": "1"}),
+        ("coord.pointAt.sky", {"ra": "1", "dec": "91"}),
+        ("coord.pointAt.sky", {"ra": "nan", "dec": "1"}),
+        ("coord.pointAt.sky", {"ra": "inf", "dec": "1"}),
+        ("coord.pointAt.sky", {"ra": ["1"], "dec": "1"}),
+        ("coord.pointAt.sky", {"ra": "1" * 500, "dec": "1"}),
+        ("x-garbage.whatever", {"a": "b"}),
+    ]
+    out = []
+    while len(out) < 100:
+        out += bad
+    return out[:100]
+
+
+def test_100_malformed_messages_are_answered_and_survived(link, pyvo_hub):
+    link.connect()
+    table = link.set_candidates(candidate_columns())
+    peer = Receiver("fuzzer", [])
+    me = link.self_id
+    try:
+        statuses = []
+        messages = _malformed(table.table_id, table.url)
+        for i, (mtype, params) in enumerate(messages):
+            subscribed = not mtype.startswith("x-garbage")
+            try:
+                if i % 3 == 2:
+                    peer.notify(me, mtype, params)           # notifications: logged, dropped
+                else:
+                    r = peer.call(me, mtype, params, timeout=5)
+                    statuses.append(r["samp.status"])
+                assert subscribed
+            except Exception as exc:                          # noqa: BLE001
+                # the hub itself refuses MTypes vo-al does not subscribe to
+                assert not subscribed and "not subscribed" in str(exc)
+        assert statuses and set(statuses) == {"samp.error"}, statuses
+        # garbage straight into vo-al's XML-RPC callback (a hostile or broken hub)
+        client = link._client
+        proxy = xmlrpc.ServerProxy(client.client._xmlrpcAddr, allow_none=True)
+        key = client.private_key
+        for message in ("garbage", ["a"], {"samp.mtype": 5}, {"samp.mtype": "table.highlight.row",
+                                                              "samp.params": "nope"}, {}):
+            assert proxy.samp.client.receiveNotification(key, "hub", message) == ""
+            assert proxy.samp.client.receiveCall(key, "hub", "bogus-msg-id", message) == ""
+        assert proxy.samp.client.receiveCall("wrong-key", "hub", "x", {}) == ""
+        assert link.received >= 100 and link.rejected >= 100
+        # still connected and working
+        assert link.check()
+        r = peer.call(me, "table.highlight.row", {"table-id": table.table_id, "row": "2"})
+        assert r["samp.status"] == "samp.ok"
+        assert link.wait_event(5, kinds=["highlight"]).rows == (2,)
+    finally:
+        peer.close()
+
+
+# ----------------------------------------------------------------------------- hub crashes
+def test_hub_killed_and_restarted_mid_session(link, jsamp_hub):
+    link.connect()
+    link.set_candidates(candidate_columns())
+    first = link.hub_info.url
+    link.poll_events()
+    link.start_watchdog(interval=0.3)
+    peer = Receiver("peer", PEER_MTYPES)
+    peer.close()
+    jsamp_hub.kill()                                     # no shutdown message: a crash
+    t0 = time.monotonic()
+    with pytest.raises(SampHubError):
+        for _ in range(3):                               # the watchdog may notice first
+            link.point_at(1, 2)
+            time.sleep(0.3)
+    assert time.monotonic() - t0 < link.rpc_timeout + 3
+    assert link.wait_event(5, kinds=["hub"]).message == "lost"
+    assert not link.connected
+    jsamp_hub.start()                                    # the user starts a hub again
+    assert link.wait_event(20, kinds=["hub"]).message == "connected"
+    assert link.connected and link.hub_info.url != first and not link.hub_info.embedded
+    peer = Receiver("peer2", PEER_MTYPES)
+    try:
+        replies = link.send_candidate(3)
+        assert all(r.status == "samp.ok" for rs in replies.values() for r in rs)
+        assert len(peer.wait(3)) == 3
+    finally:
+        peer.close()
+
+
+def test_hub_shutdown_message_and_sending_without_hub(link, pyvo_hub):
+    link.connect()
+    link.set_candidates(candidate_columns())
+    link.poll_events()
+    pyvo_hub.stop()                                      # a clean stop: samp.hub.event.shutdown
+    assert link.wait_event(10, kinds=["hub"]).message == "lost"
+    t0 = time.monotonic()
+    with pytest.raises(SampHubError):
+        link.highlight(1)
+    assert time.monotonic() - t0 < 3
+
+
+# ----------------------------------------------------------------------------- command line
+def _cli(argv):
+    import argparse
+
+    from vo_al.cli_samp import add_samp_commands
+
+    parser = argparse.ArgumentParser(prog="vo-al")
+    add_samp_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+def test_cli_status_and_send(snooper, tmp_path, capsys):
+    from vo_al.core.candidates import write_table_csv
+
+    cols = candidate_columns()
+    cols.update(origin=np.array(["predicted"] * 5, dtype=object), p_non_target=np.zeros(5),
+                p_double=np.zeros(5), snr=np.full(5, 30.0))
+    csv = write_table_csv(cols, tmp_path / "candidates.csv")
+    _cli(["samp", "status"])
+    out = capsys.readouterr().out
+    assert "snoop" in out and "lockfile" in out
+    _cli(["samp", "send", str(csv), "--pool-index", "23", "--to", "snoop"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["row"] == 2 and report["candidate"]["designation"] == cols["designation"][2]
+    got = {m["mtype"]: m["params"] for m in snooper.wait(4, "vo-al")}
+    assert got["table.load.votable"]["table-id"] == "vo-al:candidates:candidates"
+    assert got["spectrum.load.ssa-generic"]["url"] == cols["source"][2]
+    assert got["table.highlight.row"]["row"] == "2"
+
+
+def test_cli_without_hub_is_an_error_not_a_hang(samp_lockfile):
+    from vo_al.cli_samp import add_samp_commands  # noqa: F401
+    from vo_al.core.errors import SampHubError
+
+    t0 = time.monotonic()
+    with pytest.raises(SampHubError):
+        _cli(["samp", "status", "--timeout", "2"])
+    assert time.monotonic() - t0 < 5
