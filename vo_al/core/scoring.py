@@ -10,7 +10,7 @@ import numpy as np
 from .progress import CancelToken, Job, Progress
 
 
-def score_pool(model, pool, out_path: Path, chunk_rows: int = 65536, batch_size: int = 4096,
+def score_pool(model, pool, out_path: Path, chunk_rows: int = 65536, batch_size: int = 2048,
                cancel: CancelToken | None = None) -> Job[Path]:
     """Write P(class) for every pool row to `out_path` (.npy, N x 3 float32, memory-mappable).
 
