@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import requests
 
-from dachs_server import dachs  # noqa: F401  (session fixture: the real DaCHS server)
 from vo_al.core import vo_query
 from vo_al.core.errors import VOQueryError
 from vo_al.core.harvest import CACHE_DIR, SpectrumCache, harvest_table, load_job

@@ -11,15 +11,7 @@ import sys
 from pathlib import Path
 
 from .core.errors import VoAlError
-from .core.progress import TextProgressBar, run_job
-
-
-def _run(job):
-    bar = TextProgressBar()
-    try:
-        return run_job(job, bar)
-    finally:
-        bar.close()
+from .core.progress import run_with_text_bar as _run
 
 
 def _open(args):

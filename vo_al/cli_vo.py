@@ -8,15 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .core.progress import TextProgressBar, run_job
-
-
-def _run(job):
-    bar = TextProgressBar()
-    try:
-        return run_job(job, bar)
-    finally:
-        bar.close()
+from .core.progress import run_with_text_bar as _run
 
 
 def _services(args):

@@ -34,7 +34,6 @@ emission), and the reviewer's label overrules the CNN, so they are never candida
 
 from __future__ import annotations
 
-import math
 import urllib.parse
 import warnings
 from dataclasses import dataclass, field

@@ -106,3 +106,12 @@ class TextProgressBar:
         if self._stage is not None:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def run_with_text_bar(job: Job[T]) -> T:
+    """Drive a job with a TextProgressBar on stderr (the command line's way to run any job)."""
+    bar = TextProgressBar()
+    try:
+        return run_job(job, bar)
+    finally:
+        bar.close()

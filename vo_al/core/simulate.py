@@ -119,7 +119,7 @@ def prepare(workdir: Path, config: SimulationConfig, settings: ProjectSettings |
 def run_baseline(project, oracle: SimulatedOracle, cancel: CancelToken | None = None) -> Job[dict]:
     """Non-active baseline (Table A.1): the same CNN, long training, initial set only."""
     from .balance import smote_balance
-    from .model import build_cnn, predict_proba, train
+    from .model import build_cnn, train
     from .scoring import score_pool
 
     m = project.settings.method
