@@ -230,6 +230,14 @@ def cmd_demo(args):
     print(f"continue by hand: vo-al status {Path(args.out) / 'project'}")
 
 
+def cmd_gui(args):
+    from .gui.app import main as gui_main      # lazy: the command line never imports Qt
+
+    rc = gui_main([args.project] if args.project else [])
+    if rc:
+        raise SystemExit(rc)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vo-al", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -289,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-finish", action="store_true")
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
 
+    p = add("gui", cmd_gui, "open the desktop application (also: vo-al with no arguments)",
+            project=False)
+    p.add_argument("project", nargs="?", help="project folder to open")
+
     p = add("demo", cmd_demo, "make and run a small offline demo project", project=False)
     p.add_argument("--out", default="demo-project")
     p.add_argument("--train", type=int, default=1000)
@@ -312,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv or ["gui"])
     try:
         args.func(args)
     except VoAlError as exc:

@@ -1,0 +1,48 @@
+"""Helpers for the GUI tests: a tiny project built through the core, and a leak check."""
+
+from __future__ import annotations
+
+import gc
+
+from PyQt6.QtCore import QCoreApplication, QEvent
+from PyQt6.QtWidgets import QApplication
+
+from session_fixtures import fill_project
+from vo_al.core.project import Project
+from vo_al.core.settings import ProjectSettings
+
+
+def tiny_settings(**method) -> ProjectSettings:
+    s = ProjectSettings.default()
+    s.method.batch_size = 10
+    s.method.precision_sample = 5
+    s.method.max_epochs = 1
+    s.method.long_max_epochs = 1
+    s.method.patience = 1
+    s.method.long_patience = 1
+    s.method.train_batch = 128
+    for k, v in method.items():
+        setattr(s.method, k, v)
+    return s
+
+
+def make_project(folder, n_train=300, n_pool=2000, **method):
+    """Create, fill and close a project; returns (folder, the pool's true labels)."""
+    project = Project.create(folder, folder / "pool", tiny_settings(**method))
+    try:
+        truth = fill_project(project, n_train=n_train, n_pool=n_pool)
+    finally:
+        project.close()
+    return folder, truth
+
+
+def top_level_widgets() -> set:
+    return set(QApplication.topLevelWidgets())
+
+
+def flush_deletes() -> None:
+    """Run pending deleteLater()s, then collect Python-owned widgets (pyqtgraph's menus)."""
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+    QCoreApplication.processEvents()
+    gc.collect()
+    QCoreApplication.processEvents()

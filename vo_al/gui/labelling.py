@@ -1,0 +1,198 @@
+"""The labelling view: one pending spectrum at a time, keys 1/2/3 label, Backspace undoes.
+
+Labels go straight through `ActiveLearningSession.label` (durable per label). The oracle batch
+(training data) and the precision sample (a test sample, NOT training data) are shown with a
+different banner and colour so the expert always knows which one they are labelling.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from vo_al.core.errors import VoAlError
+from vo_al.core.preprocess import HALPHA_VAC, HEI_6678_VAC, window_grid
+from vo_al.core.readers import read_spectrum
+from vo_al.core.session import PRECISION_PURPOSE, PendingLabel
+from vo_al.core.settings import CLASS_NAMES
+from vo_al.core.strategies import entropy_score
+
+QUERY_BANNER = "oracle batch — training data"
+PRECISION_BANNER = "precision sample — not training data"
+_BANNER_STYLE = {
+    "query": "background:#1f5f99; color:white; font-weight:bold; padding:4px",
+    "precision": "background:#b35900; color:white; font-weight:bold; padding:4px",
+}
+KEY_LABELS = {Qt.Key.Key_1: 0, Qt.Key.Key_2: 1, Qt.Key.Key_3: 2}
+
+
+def readable_source(source: str) -> Path | None:
+    """The local file behind a pool spectrum, or None (URLs are not fetched here)."""
+    if not source or "://" in source:
+        return None
+    path = Path(source)
+    return path if path.is_file() else None
+
+
+class LabellingView(QWidget):
+    labelled = pyqtSignal(object, int)      # PendingLabel, label
+    undone = pyqtSignal(object)             # (kind, pool_index, label) from the store
+    current_changed = pyqtSignal(object)    # PendingLabel or None
+    failed = pyqtSignal(str, object)        # what failed, the exception
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = None
+        self.items: list[PendingLabel] = []
+        self.position = 0
+        self._proba = None
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+        self.banner = QLabel("no spectra waiting for a label")
+        self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title = QLabel("")
+        self.info = QLabel("")
+        self.help = QLabel("1 non-target · 2 single peak · 3 double peak · "
+                           "Backspace undo · ←/→ move")
+        self.window_plot = pg.PlotWidget(title="preprocessed window")
+        self.full_plot = pg.PlotWidget(title="whole spectrum")
+        for plot in (self.window_plot, self.full_plot):
+            plot.setLabel("bottom", "wavelength (vacuum)", units="Å")
+            plot.getPlotItem().setMenuEnabled(False)
+            plot.getAxis("bottom").enableAutoSIPrefix(False)
+            for wl, name in ((HALPHA_VAC, "Hα"), (HEI_6678_VAC, "He I 6678")):
+                plot.addItem(pg.InfiniteLine(wl, angle=90, label=name,
+                                             pen=pg.mkPen("r", style=Qt.PenStyle.DashLine),
+                                             labelOpts={"position": 0.9}))
+        self.window_curve = self.window_plot.plot(pen=pg.mkPen("w", width=1.5))
+        self.full_curve = self.full_plot.plot(pen=pg.mkPen("c"))
+        for w in (self.window_plot, self.full_plot):
+            w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+        layout = QVBoxLayout(self)
+        for w in (self.banner, self.title, self.info, self.help):
+            w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+            layout.addWidget(w)
+        self.banner.setMinimumHeight(2 * self.banner.fontMetrics().height())
+        layout.addWidget(self.window_plot, 2)
+        layout.addWidget(self.full_plot, 1)
+        self._grid = window_grid()
+
+    # -- model -------------------------------------------------------------------------------
+    def set_session(self, session) -> None:
+        self.session = session
+        if session is not None:
+            self._grid = window_grid(session.project.settings.preprocess)
+        self.refresh()
+
+    def current(self) -> PendingLabel | None:
+        return self.items[self.position] if self.items else None
+
+    def refresh(self, keep: int | None = None) -> None:
+        """Re-read the pending list; stay on pool index `keep` (or the same position)."""
+        self.items = self.session.pending() if self.session is not None else []
+        self._proba = None
+        if self.items:
+            try:
+                self._proba = self.session.probabilities()
+            except VoAlError:
+                self._proba = None
+        if keep is not None:
+            index = [p.pool_index for p in self.items]
+            self.position = index.index(keep) if keep in index else 0
+        self.position = min(self.position, max(0, len(self.items) - 1))
+        self._show()
+
+    def move(self, step: int) -> None:
+        if self.items:
+            self.position = (self.position + step) % len(self.items)
+            self._show()
+
+    def label_current(self, label: int) -> None:
+        item = self.current()
+        if item is None or self.session is None:
+            return
+        try:
+            self.session.label(item.pool_index, label)
+        except Exception as exc:
+            self.failed.emit(f"Labelling {item.name}", exc)
+            return
+        self.labelled.emit(item, label)
+        self.refresh()         # the labelled spectrum leaves the list: the same position is the next
+
+    def undo(self) -> None:
+        if self.session is None:
+            return
+        try:
+            undone = self.session.undo_label()
+        except Exception as exc:
+            self.failed.emit("Undoing the last label", exc)
+            return
+        if undone is not None:
+            self.refresh(keep=int(undone[1]))
+            self.undone.emit(undone)
+
+    # -- view --------------------------------------------------------------------------------
+    def keyPressEvent(self, event) -> None:
+        key = event.key()
+        if key in KEY_LABELS:
+            self.label_current(KEY_LABELS[key])
+        elif key == Qt.Key.Key_Backspace:
+            self.undo()
+        elif key == Qt.Key.Key_Left:
+            self.move(-1)
+        elif key == Qt.Key.Key_Right:
+            self.move(1)
+        else:
+            super().keyPressEvent(event)
+
+    def _show(self) -> None:
+        item = self.current()
+        self.current_changed.emit(item)
+        if item is None:
+            self.banner.setText("no spectra waiting for a label")
+            self.banner.setStyleSheet("")
+            self.title.setText("")
+            self.info.setText("")
+            self.window_curve.setData([], [])
+            self.full_curve.setData([], [])
+            return
+        purpose = item.purpose
+        self.banner.setText(PRECISION_BANNER if purpose == PRECISION_PURPOSE else QUERY_BANNER)
+        self.banner.setStyleSheet(_BANNER_STYLE[purpose])
+        n_query = sum(1 for p in self.items if p.purpose != PRECISION_PURPOSE)
+        self.title.setText(f"{item.name}  (pool #{item.pool_index})  —  {self.position + 1} of "
+                           f"{len(self.items)} waiting ({n_query} oracle, "
+                           f"{len(self.items) - n_query} precision)")
+        pool = self.session.project.pool
+        row = pool.rows(np.array([item.pool_index]))[0]
+        self.window_curve.setData(self._grid, row)
+        self.info.setText(self._probability_text(item.pool_index))
+        self.show_source(pool.metadata(np.array([item.pool_index]), ["source"])["source"][0])
+
+    def _probability_text(self, pool_index: int) -> str:
+        if self._proba is None:
+            return "not scored"
+        p = np.asarray(self._proba[pool_index], dtype=np.float64)
+        h = float(entropy_score(p[None, :])[0])
+        parts = " · ".join(f"{name} {v:.3f}" for name, v in zip(CLASS_NAMES, p))
+        return f"{parts} · entropy {h:.3f}"
+
+    def show_source(self, source: str) -> None:
+        path = readable_source(str(source))
+        if path is None:
+            self.full_curve.setData([], [])
+            self.full_plot.setTitle("whole spectrum: source not available locally")
+            return
+        try:
+            spectrum = read_spectrum(path)
+        except VoAlError as exc:
+            self.full_curve.setData([], [])
+            self.full_plot.setTitle(f"whole spectrum unreadable: {exc}")
+            return
+        self.full_curve.setData(np.asarray(spectrum.wavelength), np.asarray(spectrum.flux))
+        self.full_plot.setTitle(f"whole spectrum: {path.name}")

@@ -1,0 +1,293 @@
+"""The main window: project, the training/scoring panel, labelling view and dashboard.
+
+Every long or store-writing step runs as a core job on a `JobWorker`; the widgets only start
+jobs, show their progress and refresh from the session when a job ends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6.QtCore import QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QKeySequence
+from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+                             QProgressBar, QPushButton, QTabWidget, QVBoxLayout, QWidget)
+
+from vo_al.core import session as steps
+from vo_al.core.progress import Progress
+from vo_al.core.project import Project
+from vo_al.core.session import ActiveLearningSession
+from vo_al.core.simulate import SimulationConfig, prepare
+
+from .dashboard import Dashboard
+from .labelling import LabellingView
+from .workers import EtaClock, JobWorker, call_job, format_eta
+
+STEP_BUTTONS = ("train", "score", "query", "estimate", "finish")
+
+
+def enabled_steps(session) -> set[str]:
+    """Which of STEP_BUTTONS may run now (a pure function of the session's state)."""
+    if session is None:
+        return set()
+    step = session.next_step()
+    enabled = {step} & set(STEP_BUTTONS)
+    if step == steps.TRAIN and any(r.get("model_path") for r in session.store.iterations()):
+        enabled.add("finish")       # the expert may stop the active phase early
+    return enabled
+
+
+def with_device(job_method):
+    """A job that first reports the compute device (importing the backend on the worker thread,
+    never on the GUI thread), then runs `job_method(cancel)`."""
+
+    def factory(token):
+        from vo_al.core.model import describe_device
+
+        device = describe_device()
+        yield Progress("device", 1, 1, device, {"device": device})
+        return (yield from job_method(token))
+
+    return factory
+
+
+class TrainingPanel(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.buttons = {name: QPushButton(name.capitalize()) for name in STEP_BUTTONS}
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress_text = QLabel("")
+        self.device = QLabel("device: (loaded with the first job)")
+        row = QHBoxLayout()
+        for b in self.buttons.values():
+            row.addWidget(b)
+        row.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.progress_text)
+        layout.addWidget(self.device)
+
+
+class MainWindow(QMainWindow):
+    job_done = pyqtSignal(str)          # the step name, after the window has refreshed
+    error_shown = pyqtSignal(str)       # the text of the error dialog
+
+    def __init__(self, project_folder: Path | None = None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("vo-al")
+        self.project: Project | None = None
+        self.session: ActiveLearningSession | None = None
+        self.worker: JobWorker | None = None
+        self.error_box: QMessageBox | None = None
+        self._eta = EtaClock()
+
+        self.panel = TrainingPanel()
+        self.labelling = LabellingView()
+        self.dashboard = Dashboard()
+        tabs = QTabWidget()
+        tabs.addTab(self.labelling, "Label")
+        tabs.addTab(self.dashboard, "Dashboard")
+        self.tabs = tabs
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addWidget(self.panel)
+        layout.addWidget(tabs, 1)
+        self.setCentralWidget(central)
+        self.status_label = QLabel("no project open")
+        self.statusBar().addWidget(self.status_label, 1)
+
+        menu = self.menuBar().addMenu("&Project")
+        for text, shortcut, slot in (("&Open…", QKeySequence.StandardKey.Open, self.choose_open),
+                                     ("&New…", QKeySequence.StandardKey.New, self.choose_create),
+                                     ("New &demo project…", None, self.choose_demo),
+                                     ("&Quit", QKeySequence.StandardKey.Quit, self.close)):
+            action = QAction(text, self)
+            if shortcut is not None:
+                action.setShortcut(shortcut)
+            action.triggered.connect(slot)
+            menu.addAction(action)
+
+        for name, button in self.panel.buttons.items():
+            button.clicked.connect(lambda _=False, n=name: self.run_step(n))
+        self.panel.cancel_button.clicked.connect(self.cancel_job)
+        self.labelling.labelled.connect(lambda *_: self.refresh())
+        self.labelling.undone.connect(lambda *_: self.refresh())
+        self.labelling.failed.connect(self.show_error)
+        self.refresh()
+        if project_folder is not None:
+            self.open_project(Path(project_folder))
+
+    # -- project -----------------------------------------------------------------------------
+    def choose_open(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a vo-al project")
+        if folder:
+            self.open_project(Path(folder))
+
+    def choose_create(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of the new project")
+        if not folder:
+            return
+        pool = QFileDialog.getExistingDirectory(self, "Pool folder (a new or existing pool)",
+                                                str(Path(folder) / "pool"))
+        if not pool:
+            return
+        try:
+            project = Project.create(Path(folder), Path(pool))
+        except Exception as exc:
+            self.show_error(f"Creating a project in {folder}", exc)
+            return
+        self.set_project(project)
+
+    def choose_demo(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the offline demo (synthetic data)")
+        if folder:
+            self.create_demo(Path(folder))
+
+    def create_demo(self, workdir: Path, config: SimulationConfig | None = None) -> JobWorker | None:
+        """Make synthetic LAMOST-like files and a project over them (core `simulate.prepare`)."""
+        config = config or SimulationConfig()
+        worker = self.start_job("demo", lambda token: prepare(workdir, config, cancel=token))
+        if worker is not None:
+            # after `finished`, when the worker no longer counts as running
+            worker.finished.connect(
+                lambda: self.set_project(worker.result[0]) if worker.result else None)
+        return worker
+
+    def open_project(self, folder: Path) -> bool:
+        try:
+            project = Project.open(folder)
+        except Exception as exc:
+            self.show_error(f"Opening the project {folder}", exc)
+            return False
+        self.set_project(project)
+        return True
+
+    def set_project(self, project: Project) -> None:
+        if self.worker is not None and self.worker.is_running:
+            raise RuntimeError("a job is running: cancel it before changing project")
+        if self.project is not None and self.project is not project:
+            self.project.close()
+        self.project = project
+        self.session = ActiveLearningSession(project)
+        self.setWindowTitle(f"vo-al — {project.folder}")
+        self.labelling.set_session(self.session)
+        self.dashboard.refresh(self.session)
+        self.refresh()
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def job_factory(self, name: str):
+        s = self.session
+        if name in ("train", "score", "finish"):
+            return with_device(getattr(s, name))
+        if name == "query":
+            return call_job("query", s.query)
+        if name == "estimate":
+            return call_job("estimate", s.estimate)
+        raise ValueError(f"unknown step {name!r}")
+
+    def run_step(self, name: str) -> JobWorker | None:
+        if self.session is None:
+            return None
+        return self.start_job(name, self.job_factory(name))
+
+    def start_job(self, name: str, factory) -> JobWorker | None:
+        """Run one job on a worker; None when another job is still running."""
+        if self.worker is not None and self.worker.is_running:
+            return None
+        if self.worker is not None:
+            self.worker.deleteLater()       # the previous, finished one
+        worker = JobWorker(factory, name=name, parent=self)
+        worker.started.connect(lambda: self._job_started(name))
+        worker.progress.connect(self._job_progress)
+        worker.returned.connect(lambda value: self._job_returned(name, value))
+        worker.errored.connect(lambda exc: self.show_error(f"{name.capitalize()} failed", exc))
+        worker.aborted.connect(lambda: self.status_label.setText(f"{name} cancelled"))
+        worker.finished.connect(lambda: self._job_finished(name))
+        self.worker = worker
+        self._eta = EtaClock()
+        worker.start()
+        self.refresh()           # disables the buttons while it runs
+        return worker
+
+    def cancel_job(self) -> None:
+        if self.worker is not None and self.worker.is_running:
+            self.worker.cancel()
+            self.panel.progress_text.setText("cancelling at the next step…")
+
+    def _job_started(self, name: str) -> None:
+        self.panel.progress.setRange(0, 0)
+        self.panel.progress_text.setText(f"{name}…")
+
+    def _job_progress(self, p: Progress) -> None:
+        if "device" in p.info:
+            self.panel.device.setText(f"device: {p.info['device']}")
+        eta = format_eta(self._eta.update(p))
+        if p.total:
+            self.panel.progress.setRange(0, 1000)
+            self.panel.progress.setValue(int(1000 * (p.fraction or 0.0)))
+            text = f"{p.stage}: {p.done}/{p.total}"
+        else:
+            self.panel.progress.setRange(0, 0)
+            text = f"{p.stage}: {p.done}"
+        self.panel.progress_text.setText(" ".join(t for t in (text, p.message, eta) if t))
+
+    def _job_returned(self, name: str, value) -> None:
+        if name == "estimate":
+            self.status_label.setText(
+                f"precision {value.precision:.3f} (lower bound {value.lower_bound:.3f}) on "
+                f"{value.sample_size} spectra")
+        elif name == "query":
+            self.status_label.setText(f"queried {len(value['batch'])} spectra, precision sample "
+                                      f"{len(value['sample'])}")
+
+    def _job_finished(self, name: str) -> None:
+        if self.project is None and name != "demo":
+            return          # the window was closed while the job ran
+        self.panel.progress.setRange(0, 1000)
+        worker = self.worker
+        ok = worker.error is None and not worker.was_aborted
+        self.panel.progress.setValue(1000 if ok else 0)
+        self.panel.progress_text.setText(
+            f"{name}: " + ("done" if ok else "cancelled" if worker.was_aborted else "failed"))
+        self.labelling.refresh()
+        self.dashboard.refresh(self.session)
+        self.refresh(keep_status=True)
+        self.job_done.emit(name)
+
+    # -- view ----------------------------------------------------------------------------------
+    def refresh(self, keep_status: bool = False) -> None:
+        running = self.worker is not None and self.worker.is_running
+        allowed = set() if running else enabled_steps(self.session)
+        for name, button in self.panel.buttons.items():
+            button.setEnabled(name in allowed)
+        self.panel.cancel_button.setEnabled(running)
+        if self.session is None or keep_status and self.status_label.text():
+            return
+        st = self.session.status()
+        self.status_label.setText(
+            f"{st['project']} · pool {st['pool_size']} · iteration {st['iteration']} · next: "
+            f"{st['next_step']} · {st['oracle_labels']} oracle labels · {st['pending']} waiting")
+
+    def show_error(self, what: str, exc: BaseException) -> None:
+        text = f"{what}:\n{type(exc).__name__}: {exc}"
+        self.status_label.setText(text.replace("\n", " "))
+        box = QMessageBox(QMessageBox.Icon.Critical, "vo-al — error", text,
+                          QMessageBox.StandardButton.Ok, self)
+        box.open()                 # window-modal, never blocks the event loop
+        self.error_box = box
+        self.error_shown.emit(text)
+
+    def closeEvent(self, event) -> None:
+        if self.worker is not None and self.worker.is_running:
+            self.worker.cancel()
+            self.worker.wait(60)
+        self.labelling.set_session(None)
+        self.session = None
+        if self.project is not None:
+            self.project.close()
+            self.project = None
+        super().closeEvent(event)
