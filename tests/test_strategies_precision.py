@@ -75,3 +75,15 @@ def test_smote_balances_every_class_to_the_majority():
     new2 = xb[len(x):][yb[len(x):] == 2]
     lo, hi = x[y == 2].min(axis=0), x[y == 2].max(axis=0)
     assert ((new2 >= lo - 1e-5) & (new2 <= hi + 1e-5)).all()
+
+
+def test_simulation_report_survives_an_empty_precision_sample():
+    """When the oracle has taken every predicted target, the sample is empty (precision NaN)."""
+    from vo_al.core.simulate import SimulationReport, report_markdown
+
+    nan = float("nan")
+    row = dict(iteration=0, n_train=10, estimated_precision=nan, lower_bound=0.0, sample_size=0,
+               true_precision=nan, true_recall=nan, predicted_targets=0, oracle_targets=3,
+               epochs=1, seconds=1.0)
+    text = report_markdown(SimulationReport(config={}, iterations=[row]))
+    assert "no predicted target left to sample" in text

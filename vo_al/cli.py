@@ -207,7 +207,8 @@ def cmd_simulate(args):
     print(f"plot: {Path(args.out) / 'precision.png'}; report: {Path(args.out) / 'simulation.json'}")
 
 
-DEMO_SETTINGS = ["max_epochs=12", "long_patience=10", "long_max_epochs=60"]
+# the demo pool is small: batches of 50 keep the oracle from emptying it of targets at once
+DEMO_SETTINGS = ["max_epochs=12", "long_patience=10", "long_max_epochs=60", "batch_size=50"]
 
 
 def cmd_demo(args):
@@ -304,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "make and run a small offline demo project", project=False)
     p.add_argument("--out", default="demo-project")
     p.add_argument("--train", type=int, default=1000)
-    p.add_argument("--pool", type=int, default=5000)
-    p.add_argument("--max-iterations", type=int, default=6)
+    p.add_argument("--pool", type=int, default=8000)
+    p.add_argument("--max-iterations", type=int, default=8)
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
 
     from .cli_vo import add_vo_commands

@@ -246,26 +246,35 @@ def plot_precision(report: SimulationReport, path: Path, threshold: float = 0.8)
     return Path(path)
 
 
+def _fmt(value: float) -> str:
+    return "—" if value is None or np.isnan(value) else f"{value:.3f}"
+
+
 def report_markdown(report: SimulationReport) -> str:
     lines = ["| iteration | training spectra | estimated precision | lower bound | true precision "
              "| true recall | predicted targets | oracle targets in batch |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report.iterations:
-        lines.append(f"| {r['iteration']} | {r['n_train']} | {r['estimated_precision']:.2f} "
-                     f"({int(round(r['estimated_precision'] * r['sample_size']))}/{r['sample_size']}) "
-                     f"| {r['lower_bound']:.2f} | {r['true_precision']:.3f} | {r['true_recall']:.3f} | "
-                     f"{r['predicted_targets']} | {r['oracle_targets']} |")
+        if r["sample_size"]:
+            hits = int(round(r["estimated_precision"] * r["sample_size"]))
+            estimate = f"{r['estimated_precision']:.2f} ({hits}/{r['sample_size']})"
+        else:
+            estimate = "— (no predicted target left to sample)"
+        lines.append(f"| {r['iteration']} | {r['n_train']} | {estimate} "
+                     f"| {r['lower_bound']:.2f} | {_fmt(r['true_precision'])} | "
+                     f"{_fmt(r['true_recall'])} | {r['predicted_targets']} | {r['oracle_targets']} |")
     if report.baseline:
         b = report.baseline
         lines += ["", "Non-active baseline (same CNN, long training, initial set only; cf. Table A.1):",
                   "", "| class | predicted | precision |", "|---|---:|---:|",
-                  f"| single peak | {b['single_predicted']} | {b['single_precision']:.3f} |",
-                  f"| double peak | {b['double_predicted']} | {b['double_precision']:.3f} |",
-                  f"| all targets | {b['target_predicted']} | {b['target_precision']:.3f} |"]
+                  f"| single peak | {b['single_predicted']} | {_fmt(b['single_precision'])} |",
+                  f"| double peak | {b['double_predicted']} | {_fmt(b['double_precision'])} |",
+                  f"| all targets | {b['target_predicted']} | {_fmt(b['target_precision'])} "
+                  f"(recall {_fmt(b.get('target_recall', float('nan')))}) |"]
     if report.final:
         f = report.final
         lines += ["", f"After long training: {f['target_predicted']} predicted targets, true "
-                      f"precision {f['target_precision']:.3f}, recall {f['target_recall']:.3f}; "
+                      f"precision {_fmt(f['target_precision'])}, recall {_fmt(f['target_recall'])}; "
                       f"oracle found {f['oracle_targets']}; "
                       f"{f['true_targets_in_pool']} true targets in the pool.", "",
                   "| predicted \\ actual | non-target | single peak | double peak |",
