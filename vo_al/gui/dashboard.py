@@ -20,8 +20,10 @@ class ColumnTableModel(QAbstractTableModel):
         self.columns = list(columns)
         self.table = table or {c: np.array([]) for c in self.columns}
 
-    def set_table(self, table: dict) -> None:
+    def set_table(self, table: dict, columns=None) -> None:
         self.beginResetModel()
+        if columns is not None:
+            self.columns = list(columns)
         self.table = table
         self.endResetModel()
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PyQt6.QtCore import QTimer, pyqtSignal
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence
-from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-                             QProgressBar, QPushButton, QTabWidget, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
+                             QMessageBox, QProgressBar, QPushButton, QTabWidget, QVBoxLayout,
+                             QWidget)
 
 from vo_al.core import session as steps
 from vo_al.core.progress import Progress
@@ -19,8 +20,10 @@ from vo_al.core.project import Project
 from vo_al.core.session import ActiveLearningSession
 from vo_al.core.simulate import SimulationConfig, prepare
 
+from .crossmatch_panel import CrossmatchPanel
 from .dashboard import Dashboard
 from .labelling import LabellingView
+from .samp_panel import SampPanel
 from .workers import EtaClock, JobWorker, call_job, format_eta
 
 STEP_BUTTONS = ("train", "score", "query", "estimate", "finish")
@@ -91,6 +94,9 @@ class MainWindow(QMainWindow):
         tabs = QTabWidget()
         tabs.addTab(self.labelling, "Label")
         tabs.addTab(self.dashboard, "Dashboard")
+        candidates = self.dashboard.model        # not `self`: no cycle through the window
+        self.crossmatch = CrossmatchPanel(lambda: candidates.table)
+        tabs.addTab(self.crossmatch, "Cross-match")
         self.tabs = tabs
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -114,12 +120,33 @@ class MainWindow(QMainWindow):
         for name, button in self.panel.buttons.items():
             button.clicked.connect(lambda _=False, n=name: self.run_step(n))
         self.panel.cancel_button.clicked.connect(self.cancel_job)
+        self._add_samp()
         self.labelling.labelled.connect(lambda *_: self.refresh())
         self.labelling.undone.connect(lambda *_: self.refresh())
         self.labelling.failed.connect(self.show_error)
         self.refresh()
         if project_folder is not None:
             self.open_project(Path(project_folder))
+
+    def _add_samp(self) -> None:
+        self.samp = SampPanel()
+        self.samp.attach_table(self.dashboard.table, self.dashboard.model, self.dashboard.proxy)
+        self.samp.row_selected.connect(lambda _row: self.tabs.setCurrentWidget(self.dashboard))
+        dock = QDockWidget("SAMP", self)
+        dock.setObjectName("samp-dock")
+        dock.setWidget(self.samp)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        dock.hide()
+        self.samp_dock = dock
+        menu = self.menuBar().addMenu("&SAMP")
+        menu.addAction(dock.toggleViewAction())
+        for text, slot in (("&Connect", self.samp.connect_hub),
+                           ("&Disconnect", self.samp.disconnect_hub),
+                           ("Send current &candidate", self.samp.send_current),
+                           ("Send candidates &table", self.samp.send_table)):
+            action = QAction(text, self)
+            action.triggered.connect(slot)
+            menu.addAction(action)
 
     # -- project -----------------------------------------------------------------------------
     def choose_open(self) -> None:
@@ -285,6 +312,8 @@ class MainWindow(QMainWindow):
         if self.worker is not None and self.worker.is_running:
             self.worker.cancel()
             self.worker.wait(60)
+        self.samp.shutdown()
+        self.crossmatch.shutdown()
         self.labelling.set_session(None)
         self.session = None
         if self.project is not None:

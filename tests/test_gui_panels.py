@@ -1,0 +1,186 @@
+"""The SAMP panel of the desktop application, offscreen, on a private pyvo hub (never ~/.samp)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+pytest.importorskip("PyQt6")
+pytest.importorskip("pyqtgraph")
+pytest.importorskip("pytestqt")
+pytest.importorskip("pyvo")
+
+from PyQt6.QtCore import QItemSelectionModel  # noqa: E402
+
+from gui_support import flush_deletes, top_level_widgets  # noqa: E402
+from samp_peers import Receiver, pyvo_hub, samp_lockfile  # noqa: E402,F401
+from vo_al.core.candidates import COLUMNS  # noqa: E402
+from vo_al.gui.main_window import MainWindow  # noqa: E402
+
+WAIT_MS = 15_000
+
+
+def fake_candidates(n: int = 8) -> dict:
+    """A candidates table (the dashboard's columns) without training a model."""
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(3), n)
+    return {"pool_index": np.arange(n)[::-1] * 10,        # the view sorts it: rows get reordered
+            "name": np.array([f"spec-{i}" for i in range(n)]),
+            "designation": np.array([f"J{i:04d}" for i in range(n)]),
+            "ra": 10.0 + np.arange(n) * 0.1, "dec": -5.0 + np.arange(n) * 0.1,
+            "class": np.array(["single peak"] * n), "origin": np.array(["model"] * n),
+            "p_non_target": p[:, 0], "p_single": p[:, 1], "p_double": p[:, 2],
+            "snr": rng.uniform(5, 50, n), "source": np.array([""] * n)}
+
+
+@pytest.fixture
+def window(qtbot, qapp):
+    before = top_level_widgets()
+    w = MainWindow()
+    w.show()
+    qtbot.waitExposed(w)
+    held = [w]          # emptied at teardown: pytest keeps fixture values until later
+    yield held
+    w.close()
+    w.deleteLater()
+    held.clear()
+    del w
+    flush_deletes()
+    leaked = [x for x in top_level_widgets() - before if x.isVisible() or x.parent() is None]
+    assert not leaked, f"leaked widgets: {leaked}"
+
+
+def view_row_of(w, model_row: int) -> int:
+    d = w.dashboard
+    return d.proxy.mapFromSource(d.model.index(model_row, 0)).row()
+
+
+def test_samp_panel_follows_and_drives_the_candidates_table(window, qtbot, pyvo_hub):
+    w = window[0]
+    d, panel = w.dashboard, w.samp
+    assert set(fake_candidates()) == set(COLUMNS)
+    d.model.set_table(fake_candidates())
+    peer = Receiver("peer", ["coord.pointAt.sky", "table.highlight.row"])
+    try:
+        with qtbot.waitSignal(panel.connected_changed, timeout=WAIT_MS) as blocker:
+            panel.connect_button.click()
+        assert blocker.args == [True]
+        assert panel.link.hub_info.embedded is False           # joined the running hub
+        qtbot.waitUntil(lambda: panel.link.candidates is not None and not panel.busy,
+                        timeout=WAIT_MS)
+
+        def peer_listed():
+            names = [panel.clients.topLevelItem(i).text(0)
+                     for i in range(panel.clients.topLevelItemCount())]
+            return "peer" in names
+        qtbot.waitUntil(peer_listed, timeout=WAIT_MS)
+        item = next(panel.clients.topLevelItem(i) for i in range(panel.clients.topLevelItemCount())
+                    if panel.clients.topLevelItem(i).text(0) == "peer")
+        subs = {item.child(j).text(0) for j in range(item.childCount())}
+        assert {"coord.pointAt.sky", "table.highlight.row"} <= subs
+
+        # TOPCAT-like: the peer highlights row 3 of our table -> the GUI selects that row
+        table = panel.link.candidates
+        with qtbot.waitSignal(panel.row_selected, timeout=WAIT_MS) as blocker:
+            peer.notify(panel.link.self_id, "table.highlight.row",
+                        {"table-id": table.table_id, "url": table.url, "row": "3"})
+        assert blocker.args == [3]
+        qtbot.waitUntil(lambda: panel.current_row() == 3, timeout=WAIT_MS)
+        assert d.table.currentIndex().row() == view_row_of(w, 3)
+        assert w.tabs.currentWidget() is d
+        assert not any(g[2] == "coord.pointAt.sky" for g in peer.got)   # not echoed back
+
+        # the expert selects row 5 -> the peer is pointed at its sky position
+        d.table.selectionModel().setCurrentIndex(
+            d.proxy.index(view_row_of(w, 5), 0),
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows)
+        qtbot.waitUntil(lambda: any(g[2] == "coord.pointAt.sky" for g in peer.got),
+                        timeout=WAIT_MS)
+        got = next(g for g in peer.got if g[2] == "coord.pointAt.sky")
+        assert float(got[3]["ra"]) == pytest.approx(10.5)
+        assert float(got[3]["dec"]) == pytest.approx(-4.5)
+        qtbot.waitUntil(lambda: any(g[2] == "table.highlight.row" and g[3]["row"] == "5"
+                                    for g in peer.got), timeout=WAIT_MS)
+
+        # the peer leaves -> the client list follows
+        peer.close()
+        qtbot.waitUntil(lambda: not peer_listed(), timeout=WAIT_MS)
+        with qtbot.waitSignal(panel.connected_changed, timeout=WAIT_MS) as blocker:
+            panel.disconnect_button.click()
+        assert blocker.args == [False]
+        qtbot.waitUntil(lambda: not panel.busy, timeout=WAIT_MS)
+    finally:
+        peer.close()
+
+
+def test_samp_panel_starts_an_embedded_hub(window, qtbot, samp_lockfile):
+    panel = window[0].samp
+    assert not samp_lockfile.exists()
+    with qtbot.waitSignal(panel.connected_changed, timeout=WAIT_MS):
+        panel.connect_hub()
+    assert panel.link.hub_info.embedded
+    assert samp_lockfile.exists()                               # the private one, not ~/.samp
+    qtbot.waitUntil(lambda: panel.clients.topLevelItemCount() >= 1, timeout=WAIT_MS)
+    panel.send_current()                                        # no table yet: nothing to send
+    window[0].close()                                            # closes the link and its hub
+    assert panel.link is None
+    assert not samp_lockfile.exists()
+
+
+# -- the cross-match panel ----------------------------------------------------------------------
+def write_catalogue_csv(path, cands: dict) -> None:
+    """Objects 3″ from candidates 0 and 1, 40″ from candidate 2, nothing near the others."""
+    dec_off = np.array([3.0, 3.0, 40.0]) / 3600.0
+    lines = ["main_id,ra,dec,otype"]
+    for i, off in enumerate(dec_off):
+        lines.append(f"OBJ {i},{cands['ra'][i]:.8f},{cands['dec'][i] + off:.8f},Em*")
+    lines.append("FAR,200.0,60.0,Star")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_crossmatch_panel_runs_on_a_worker_and_shows_the_scan(window, qtbot, tmp_path):
+    w = window[0]
+    panel = w.crossmatch
+    assert panel.radius.minimum() == 5 and panel.radius.maximum() == 300
+    assert panel.radius.value() == 20
+    cands = fake_candidates()
+    w.dashboard.model.set_table(cands)
+    cat = tmp_path / "cat.csv"
+    write_catalogue_csv(cat, cands)
+    panel.catalogue.setText(str(cat))
+    with qtbot.waitSignal(panel.finished, timeout=WAIT_MS) as blocker:
+        worker = panel.run()
+        assert worker is not None and not panel.run_button.isEnabled()
+    result = blocker.args[0]
+    assert result["n_matched"] == 2 and result["n_candidates"] == len(cands["ra"])
+    m = panel.model
+    assert m.rowCount() == len(cands["ra"])
+    ids = [m.index(r, m.columns.index("cat_id")).data() for r in range(m.rowCount())]
+    assert ids[:3] == ["OBJ 0", "OBJ 1", ""]
+    sep = m.table["cat_sep"]
+    assert sep[0] == pytest.approx(3.0, abs=0.01) and np.isnan(sep[2])
+    x, y = panel.plot.matched_curve.getData()
+    assert 20.0 in x and 300.0 in x
+    assert y[list(x).index(20.0)] == 2 and y[list(x).index(300.0)] == 3
+    assert panel.plot.chosen_line.value() == 20.0
+    qtbot.waitUntil(lambda: panel.run_button.isEnabled(), timeout=WAIT_MS)
+
+    # a wider radius: candidate 2's object 40″ away now matches
+    panel.radius.setValue(60)
+    with qtbot.waitSignal(panel.finished, timeout=WAIT_MS) as blocker:
+        panel.run()
+    assert blocker.args[0]["n_matched"] == 3
+
+    # a broken catalogue is reported, not raised on the GUI thread
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n1,2\n")
+    panel.catalogue.setText(str(bad))
+    qtbot.waitUntil(lambda: panel.run_button.isEnabled(), timeout=WAIT_MS)
+    with qtbot.waitSignal(panel.failed, timeout=WAIT_MS) as blocker:
+        panel.run()
+    assert "RA" in blocker.args[0] or "ra" in blocker.args[0]

@@ -1,0 +1,287 @@
+"""SAMP panel: connect vo-al to a hub (an embedded one when none runs), list the clients and
+what they subscribe to, send the current candidate, and follow TOPCAT's / Aladin's selections.
+
+The core `SampLink` calls its listeners on the SAMP client's own threads; `SampBridge` only
+re-emits each `SampEvent` as a Qt signal (queued to the GUI thread), and every widget change
+happens in the slots on the GUI thread. Every exchange with the hub (connect, the client list,
+sends, disconnect) runs as a one-step job on a `JobWorker`, one at a time, never on the GUI
+thread; a newer send replaces one still waiting.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from PyQt6.QtCore import QItemSelection, QItemSelectionModel, QObject, pyqtSignal
+from PyQt6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QTableView, QTreeWidget,
+                             QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from vo_al.core.samp import SampEvent, SampLink
+
+from .workers import JobWorker, call_job
+
+
+class SampBridge(QObject):
+    """A SampLink listener: safe to call from any thread; `event` is delivered on the thread
+    this object lives on (the GUI thread)."""
+
+    event = pyqtSignal(object)          # SampEvent
+
+    def __call__(self, event: SampEvent) -> None:
+        self.event.emit(event)          # emit only: never touch a widget here
+
+
+class SampPanel(QWidget):
+    connected_changed = pyqtSignal(bool)
+    clients_changed = pyqtSignal(list)          # status()["clients"]
+    event_received = pyqtSignal(object)         # every SampEvent, on the GUI thread
+    row_selected = pyqtSignal(int)              # a row of the candidates model, selected by SAMP
+    sent = pyqtSignal(int, object)              # row, {mtype: [SampReply]}
+    failed = pyqtSignal(str)
+
+    def __init__(self, link_factory: Callable[[], SampLink] | None = None, parent=None):
+        super().__init__(parent)
+        self.link_factory = link_factory or (lambda: SampLink("vo-al", start_hub=True, timeout=5.0))
+        self.link: SampLink | None = None
+        self.bridge = SampBridge(self)
+        self.bridge.event.connect(self._on_event)
+        self.table: QTableView | None = None
+        self.model = None
+        self.proxy = None
+        self._queue: list[tuple[str, Callable, Callable | None]] = []
+        self._worker: JobWorker | None = None
+        self._from_samp = False
+        self._table_dirty = True
+
+        self.connect_button = QPushButton("Connect")
+        self.disconnect_button = QPushButton("Disconnect")
+        self.send_button = QPushButton("Send current candidate")
+        self.send_table_button = QPushButton("Send table")
+        self.status = QLabel("SAMP: not connected")
+        self.status.setWordWrap(True)
+        self.clients = QTreeWidget()
+        self.clients.setHeaderLabels(["client", "id"])
+        row = QHBoxLayout()
+        row.addWidget(self.connect_button)
+        row.addWidget(self.disconnect_button)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.send_button)
+        row2.addWidget(self.send_table_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+        layout.addWidget(self.clients, 1)
+        layout.addLayout(row2)
+        self.connect_button.clicked.connect(self.connect_hub)
+        self.disconnect_button.clicked.connect(self.disconnect_hub)
+        self.send_button.clicked.connect(self.send_current)
+        self.send_table_button.clicked.connect(self.send_table)
+        self._update_buttons()
+
+    # -- the candidates table --------------------------------------------------------------
+    def attach_table(self, table: QTableView, model, proxy=None) -> None:
+        """Follow `table` (a view over `proxy`, itself over the column model `model`)."""
+        self.table, self.model, self.proxy = table, model, proxy
+        table.selectionModel().currentRowChanged.connect(self._on_current_changed)
+        model.modelReset.connect(self._on_table_changed)
+
+    def _source_row(self, view_index) -> int | None:
+        if not view_index.isValid():
+            return None
+        if self.proxy is not None:
+            view_index = self.proxy.mapToSource(view_index)
+        return view_index.row() if view_index.isValid() else None
+
+    def current_row(self) -> int | None:
+        return None if self.table is None else self._source_row(self.table.currentIndex())
+
+    def _on_table_changed(self) -> None:
+        self._table_dirty = True
+        if self.connected:
+            self._share_table()
+
+    def _share_table(self) -> None:
+        if self.model is None or self.model.rowCount() == 0 or self.link is None:
+            return
+        link, columns = self.link, dict(self.model.table)
+        self._table_dirty = False
+        self._submit("table", lambda: link.set_candidates(columns), replace=True)
+
+    def _on_current_changed(self, current, _previous) -> None:
+        if self._from_samp or not self.connected:
+            return
+        row = self._source_row(current)
+        if row is not None:
+            self.send_row(row)
+
+    # -- actions ---------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self.link is not None and self.link.connected
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queue) or (self._worker is not None and self._worker.is_running)
+
+    def connect_hub(self) -> None:
+        if self.link is not None:
+            return
+        link = self.link_factory()
+        link.add_listener(self.bridge)
+        self.link = link
+        self.status.setText("SAMP: connecting…")
+        self._submit("connect", link.connect, self._on_connected)
+        self._update_buttons()
+
+    def _on_connected(self, info) -> None:
+        where = "embedded hub" if info.embedded else "hub"
+        self.status.setText(f"SAMP: connected to the {where} {info.url} as {info.self_id}")
+        self._table_dirty = True
+        self._share_table()
+        self.refresh_clients()
+        self._update_buttons()
+        self.connected_changed.emit(True)
+
+    def disconnect_hub(self) -> None:
+        link, self.link = self.link, None
+        if link is None:
+            return
+        link.remove_listener(self.bridge)
+        self._queue.clear()
+        self._submit("disconnect", link.close)
+        self.clients.clear()
+        self.status.setText("SAMP: not connected")
+        self._update_buttons()
+        self.connected_changed.emit(False)
+
+    def refresh_clients(self) -> None:
+        link = self.link
+        if link is not None:
+            self._submit("clients", lambda: link.status()["clients"], self._show_clients,
+                         replace=True)
+
+    def send_row(self, row: int) -> None:
+        link = self.link
+        if link is None:
+            return
+        if self._table_dirty:
+            self._share_table()
+        self._submit("send", lambda: link.send_candidate(row), lambda out: self.sent.emit(row, out),
+                     replace=True)
+
+    def send_current(self) -> None:
+        row = self.current_row()
+        if row is not None:
+            self.send_row(row)
+
+    def send_table(self) -> None:
+        link = self.link
+        if link is None:
+            return
+        if self._table_dirty:
+            self._share_table()
+        self._submit("send table", link.send_table)
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """At window close: drop queued work, end the running one, close the link."""
+        self._queue.clear()
+        if self._worker is not None and self._worker.is_running:
+            self._worker.cancel()
+            self._worker.wait(timeout_s)
+        link, self.link = self.link, None
+        if link is not None:
+            link.remove_listener(self.bridge)
+            link.close()
+
+    # -- jobs (one at a time) --------------------------------------------------------------
+    def _submit(self, name: str, fn: Callable, done: Callable | None = None,
+                replace: bool = False) -> None:
+        if replace:
+            self._queue = [job for job in self._queue if job[0] != name]
+        self._queue.append((name, fn, done))
+        self._pump()
+
+    def _pump(self) -> None:
+        if not self._queue or (self._worker is not None and self._worker.is_running):
+            return
+        name, fn, done = self._queue.pop(0)
+        if self._worker is not None:
+            self._worker.deleteLater()
+        worker = JobWorker(call_job(f"samp {name}", fn), name=f"samp {name}", parent=self)
+        if done is not None:
+            worker.returned.connect(done)
+        worker.errored.connect(lambda exc: self._on_error(name, exc))
+        worker.finished.connect(self._pump)
+        self._worker = worker
+        worker.start()
+
+    def _on_error(self, name: str, exc: BaseException) -> None:
+        text = f"SAMP {name} failed: {type(exc).__name__}: {exc}"
+        self.status.setText(text)
+        if name == "connect" and self.link is not None:
+            link, self.link = self.link, None
+            link.remove_listener(self.bridge)
+            self._submit("close", link.close)
+            self._update_buttons()
+        self.failed.emit(text)
+
+    # -- events from the hub (GUI thread) --------------------------------------------------
+    def _on_event(self, event: SampEvent) -> None:
+        self.event_received.emit(event)
+        if event.kind in ("highlight", "select", "point") and event.rows:
+            self.select_rows(event.rows)
+            who = event.sender_name or event.sender_id
+            self.status.setText(f"SAMP: {who} {event.kind} row {event.rows[0]}"
+                                + (f" (+{len(event.rows) - 1})" if len(event.rows) > 1 else ""))
+        elif event.kind == "clients":
+            self.refresh_clients()
+        elif event.kind == "hub":
+            if event.message == "lost":
+                self.status.setText("SAMP: the hub went away")
+            self.refresh_clients()
+            self._update_buttons()
+
+    def select_rows(self, rows) -> None:
+        """Select candidates-model rows in the table (without sending them back)."""
+        if self.table is None or self.model is None:
+            return
+        indexes = []
+        for r in rows:
+            if not 0 <= int(r) < self.model.rowCount():
+                continue
+            index = self.model.index(int(r), 0)
+            if self.proxy is not None:
+                index = self.proxy.mapFromSource(index)
+            if index.isValid():                 # hidden by the filter: left out
+                indexes.append(index)
+        if not indexes:
+            return
+        sel = self.table.selectionModel()
+        flags = QItemSelectionModel.SelectionFlag
+        self._from_samp = True
+        try:
+            selection = QItemSelection()
+            for index in indexes:
+                selection.select(index, index)
+            sel.select(selection, flags.ClearAndSelect | flags.Rows)
+            sel.setCurrentIndex(indexes[0], flags.Current | flags.Rows)
+            self.table.scrollTo(indexes[0])
+        finally:
+            self._from_samp = False
+        self.row_selected.emit(int(rows[0]))
+
+    def _show_clients(self, clients: list) -> None:
+        self.clients.clear()
+        for c in clients:
+            item = QTreeWidgetItem([c["name"], c["id"]])
+            for mtype in c["subscriptions"]:
+                QTreeWidgetItem(item, [mtype, ""])
+            self.clients.addTopLevelItem(item)
+        self.clients_changed.emit(clients)
+
+    def _update_buttons(self) -> None:
+        on = self.link is not None
+        self.connect_button.setEnabled(not on)
+        self.disconnect_button.setEnabled(on)
+        self.send_button.setEnabled(on)
+        self.send_table_button.setEnabled(on)
