@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vo_al.core import synthetic
+from vo_al.core.errors import ProjectError
 from vo_al.core.progress import run_job
 from vo_al.core.settings import ProjectSettings
 from vo_al.core.simulate import SimulationConfig, report_markdown, run_simulation
@@ -81,3 +82,11 @@ def test_simulation_with_baseline_plot_and_final_candidates(tmp_path):
     assert len(oracle) == final["oracle_targets"]
     assert len(candidates) == final["target_predicted"] + final["oracle_targets"]
     assert "| iteration |" in report_markdown(report)
+
+    # running again on the finished folder resumes to "done" at once instead of spinning
+    again = run_job(run_simulation(tmp_path, config, settings))
+    assert again.iterations == [] and again.final is None
+    # and a folder made for other data is refused, naming it
+    other = SimulationConfig(n_train=400, n_pool=3000, max_iterations=2, seed=7)
+    with pytest.raises(ProjectError, match="n_pool"):
+        run_job(run_simulation(tmp_path, other, settings))

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write_text
+from .errors import ProjectError
 from .oracle import SimulatedOracle
 from .progress import CancelToken, Job, Progress
 from .scoring import predicted_classes
-from .session import ESTIMATE, FINISH, QUERY, SCORE, TRAIN, ActiveLearningSession
+from .session import DONE, ESTIMATE, FINISH, QUERY, SCORE, TRAIN, ActiveLearningSession
 from .settings import CLASS_NAMES, DOUBLE_PEAK, SINGLE_PEAK, TARGET_CLASSES, ProjectSettings
 
 
@@ -92,6 +93,7 @@ def prepare(workdir: Path, config: SimulationConfig, settings: ProjectSettings |
     from .project import Project
 
     workdir = Path(workdir)
+    _check_same_data(workdir, config)
     train_dir, pool_dir = workdir / "data" / "training", workdir / "data" / "pool"
     if not (train_dir / "labels.csv").exists():
         yield Progress("generate", 0, 2, "training set")
@@ -148,10 +150,14 @@ def run_simulation(workdir: Path, config: SimulationConfig | None = None,
     if config.baseline:
         report.baseline = yield from run_baseline(project, oracle, cancel)
         _save(workdir, report)
-    while (session.next_step() != FINISH
+    while (session.next_step() not in (FINISH, DONE)
            and len(session.estimates()) < config.max_iterations):
         t0 = time.monotonic()
+        done_before = len(session.estimates())
         yield from advance_iteration(session, oracle, cancel)
+        if len(session.estimates()) == done_before:     # never spin on a state we cannot advance
+            raise ProjectError(f"{project.folder}: the iteration did not advance "
+                               f"(next step '{session.next_step()}')")
         record = _record(session, oracle, time.monotonic() - t0)
         report.iterations.append(asdict(record))
         _save(workdir, report)
@@ -163,7 +169,7 @@ def run_simulation(workdir: Path, config: SimulationConfig | None = None,
             if r["sample_size"] and r["estimated_precision"] >= project.settings.method.precision_threshold]
     if session.stop_rule_met():
         report.stopped_at = hits[project.settings.method.threshold_hits - 1]
-    if config.finish:
+    if config.finish and session.next_step() != DONE:
         result = yield from session.finish(cancel)
         classes = predicted_classes(np.load(project.folder / "scores/final.npy", mmap_mode="r"))
         available = session.available_mask()
@@ -178,6 +184,22 @@ def run_simulation(workdir: Path, config: SimulationConfig | None = None,
                    threshold=project.settings.method.precision_threshold)
     project.close()
     return report
+
+
+DATA_FIELDS = ("n_train", "n_pool", "target_fraction", "seed")
+
+
+def _check_same_data(workdir: Path, config: SimulationConfig) -> None:
+    """A simulation folder resumes only with the data it was made with."""
+    path = workdir / "simulation-config.json"
+    wanted = {k: getattr(config, k) for k in DATA_FIELDS}
+    if path.exists():
+        found = json.loads(path.read_text())
+        if {k: found.get(k) for k in DATA_FIELDS} != wanted:
+            raise ProjectError(f"{workdir}: made with {found}, not {wanted}; choose another "
+                               f"folder (--out) or delete this one")
+    else:
+        atomic_write_text(path, json.dumps(wanted))
 
 
 def advance_iteration(session: ActiveLearningSession, oracle, cancel=None) -> Job[None]:
