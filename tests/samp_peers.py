@@ -133,7 +133,25 @@ class JsampHub:
                  or self.proc.poll() is not None, timeout, "the JSAMP hub's lockfile")
         if self.proc.poll() is not None:
             raise RuntimeError(f"jsamp hub exited with {self.proc.returncode}")
+        # JSAMP writes the lockfile before its hub service runs (a ping then answers "Hub is
+        # stopped"); on a loaded machine that window is long enough for a test to fall into it
+        wait_for(self._answers_ping, timeout, "the JSAMP hub to answer samp.hub.ping")
         return self
+
+    def _answers_ping(self) -> bool:
+        import xmlrpc.client
+
+        url = ""
+        for line in self.lockfile.read_text().splitlines():
+            if line.startswith("samp.hub.xmlrpc.url="):
+                url = line.split("=", 1)[1].strip()
+        if not url:
+            return False
+        try:
+            xmlrpc.client.ServerProxy(url).samp.hub.ping()
+            return True
+        except (OSError, xmlrpc.client.Error):
+            return False
 
     def kill(self) -> None:
         """Hard kill: no shutdown message, the lockfile stays behind (stale)."""
