@@ -8,22 +8,16 @@ from PyQt6.QtCore import QCoreApplication, QEvent
 from PyQt6.QtWidgets import QApplication
 
 from session_fixtures import fill_project
+from session_fixtures import tiny_settings as session_tiny_settings
 from vo_al.core.project import Project
 from vo_al.core.settings import ProjectSettings
 
 
 def tiny_settings(**method) -> ProjectSettings:
-    s = ProjectSettings.default()
-    s.method.batch_size = 10
-    s.method.precision_sample = 5
-    s.method.max_epochs = 1
-    s.method.long_max_epochs = 1
-    s.method.patience = 1
-    s.method.long_patience = 1
-    s.method.train_batch = 128
-    for k, v in method.items():
-        setattr(s.method, k, v)
-    return s
+    """The session tests' tiny settings, smaller still: one epoch, batches of 10."""
+    gui = dict(batch_size=10, precision_sample=5, max_epochs=1, long_max_epochs=1,
+               long_patience=1)
+    return session_tiny_settings(**{**gui, **method})
 
 
 def make_project(folder, n_train=300, n_pool=2000, **method):

@@ -5,6 +5,21 @@ from __future__ import annotations
 import numpy as np
 
 from vo_al.core.preprocess import preprocess_batch
+from vo_al.core.settings import ProjectSettings
+
+
+def tiny_settings(**method) -> ProjectSettings:
+    """Method settings small enough for a test to train and query in seconds."""
+    s = ProjectSettings.default()
+    s.method.batch_size = 20
+    s.method.precision_sample = 10
+    s.method.max_epochs = 2
+    s.method.long_max_epochs = 3
+    s.method.patience = 1
+    s.method.train_batch = 128
+    for k, v in method.items():
+        setattr(s.method, k, v)
+    return s
 
 
 def profile_rows(labels: np.ndarray, rng: np.random.Generator, noise=(0.01, 0.2)) -> np.ndarray:

@@ -13,8 +13,7 @@ from vo_al.core.progress import run_job
 from vo_al.core.project import Project
 from vo_al.core.session import ActiveLearningSession
 
-from session_fixtures import fill_project
-from test_session import tiny_settings
+from session_fixtures import fill_project, tiny_settings
 
 
 @pytest.fixture

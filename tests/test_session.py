@@ -8,23 +8,9 @@ from vo_al.core.errors import Cancelled, ProjectError
 from vo_al.core.progress import CancelToken, run_job
 from vo_al.core.project import Project
 from vo_al.core.session import ActiveLearningSession
-from vo_al.core.settings import ProjectSettings
 from vo_al.core.strategies import entropy_score
 
-from session_fixtures import fill_project
-
-
-def tiny_settings(**method):
-    s = ProjectSettings.default()
-    s.method.batch_size = 20
-    s.method.precision_sample = 10
-    s.method.max_epochs = 2
-    s.method.long_max_epochs = 3
-    s.method.patience = 1
-    s.method.train_batch = 128
-    for k, v in method.items():
-        setattr(s.method, k, v)
-    return s
+from session_fixtures import fill_project, tiny_settings
 
 
 @pytest.fixture
