@@ -84,22 +84,21 @@ class Project:
     @property
     def pool(self):
         if self._pool is None:
-            from .pool import PoolStore
-
-            folder = self.pool_folder
-            self._pool = (PoolStore.open(folder) if (folder / "pool.json").exists()
-                          else PoolStore.create(folder, self.settings.preprocess))
+            self._pool = self._open_or_create_pool(self.pool_folder)
         return self._pool
 
     @property
     def training(self):
         if self._training is None:
-            from .pool import PoolStore
-
-            folder = self.folder / "training"
-            self._training = (PoolStore.open(folder) if (folder / "pool.json").exists()
-                              else PoolStore.create(folder, self.settings.preprocess))
+            self._training = self._open_or_create_pool(self.folder / "training")
         return self._training
+
+    def _open_or_create_pool(self, folder: Path):
+        from .pool import POOL_JSON, PoolStore
+
+        if (folder / POOL_JSON).exists():
+            return PoolStore.open(folder)
+        return PoolStore.create(folder, self.settings.preprocess)
 
     @property
     def store(self) -> SessionStore:
