@@ -32,3 +32,10 @@ def real_data() -> Path:
     if folder is None:
         pytest.skip("real spectra folder ../shared/data/real (or $VO_AL_REAL_DATA) not present")
     return folder
+
+
+@pytest.fixture(autouse=True)
+def private_user_config(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty per-user config folder: never the tester's ~/.config/vo-al
+    (preferences, recent projects, saved VO services)."""
+    monkeypatch.setenv("VO_AL_CONFIG_DIR", str(tmp_path_factory.mktemp("user-config")))

@@ -247,13 +247,17 @@ def test_whole_spectrum_from_a_local_file(tmp_path, qtbot, no_leaks):
     path = write_lamost_fits(tmp_path / "spec.fits", wl, flux, ivar, andmask, ormask,
                              SpectrumMeta(name="spec", ra=10.0, dec=20.0))
     view = LabellingView()
+    title = view.full_plot.plotItem.titleLabel
     try:
-        view.show_source(str(path))
+        with qtbot.waitSignal(view.spectrum_shown, timeout=JOB_TIMEOUT_MS):
+            view.show_source(str(path))           # read on a prefetch thread, drawn when done
         x, _ = view.full_curve.getData()
-        assert len(x) == len(wl) and "spec.fits" in view.full_plot.plotItem.titleLabel.text
-        view.show_source("http://127.0.0.1/spec/1.fits")
+        assert len(x) == len(wl) and "spec.fits" in title.text
+        # nothing listens on port 9 of the loopback: a clear message, not an exception
+        with qtbot.waitSignal(view.spectrum_shown, timeout=JOB_TIMEOUT_MS):
+            view.show_source("http://127.0.0.1:9/spec/1.fits")
         assert view.full_curve.getData()[0] is None or len(view.full_curve.getData()[0]) == 0
-        assert "not available" in view.full_plot.plotItem.titleLabel.text
+        assert "not available" in title.text and "127.0.0.1:9/spec/1.fits" in title.text
     finally:
         view.close()
         view.deleteLater()
@@ -272,7 +276,8 @@ def test_demo_project_shows_whole_spectra(tmp_path, qtbot, no_leaks):
         assert len(w.project.pool) == 200 and enabled(w) == {"train"}
         # the pool's sources are local FITS files: the labelling view can read them
         source = w.project.pool.metadata(np.array([0]), ["source"])["source"][0]
-        w.labelling.show_source(source)
+        with qtbot.waitSignal(w.labelling.spectrum_shown, timeout=JOB_TIMEOUT_MS):
+            w.labelling.show_source(source)
         assert len(w.labelling.full_curve.getData()[0]) > 1000
     finally:
         w.close()

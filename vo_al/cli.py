@@ -70,8 +70,8 @@ def cmd_create(args):
 def cmd_settings(args):
     project, _ = _open(args)
     if args.set:
-        _apply_sets(project.settings, args.set)
-        project.save_settings()
+        method, pre = _parse_sets(args.set)
+        project.change_settings(method, pre)
     print(project.settings.to_json())
 
 
@@ -207,23 +207,19 @@ def cmd_simulate(args):
     print(f"plot: {Path(args.out) / 'precision.png'}; report: {Path(args.out) / 'simulation.json'}")
 
 
-# the demo pool is small: batches of 50 keep the oracle from emptying it of targets at once
-DEMO_SETTINGS = ["max_epochs=12", "long_patience=10", "long_max_epochs=60", "batch_size=50"]
-
-
 def cmd_demo(args):
     """A small offline demo: synthetic data, a project, active learning with a simulated oracle."""
-    from .core.settings import ProjectSettings
-    from .core.simulate import SimulationConfig, report_markdown, run_simulation
+    from .core.simulate import DEMO_METHOD, demo_config, demo_settings, report_markdown, \
+        run_simulation
 
     # a demo should finish in minutes on a laptop: shorter training than the paper's defaults
     # (every other parameter as in the paper; --set overrides these too)
-    settings = _apply_sets(ProjectSettings.default(), DEMO_SETTINGS + (args.set or []))
-    config = SimulationConfig(n_train=args.train, n_pool=args.pool,
-                              max_iterations=args.max_iterations, seed=0, baseline=False)
+    settings = _apply_sets(demo_settings(), args.set or [])
+    config = demo_config(n_train=args.train, n_pool=args.pool, max_iterations=args.max_iterations)
+    shortened = ", ".join(f"{k}={v}" for k, v in DEMO_METHOD.items())
     print(f"vo-al demo in {args.out}: {args.train} labelled CCD700-like spectra, a pool of "
           f"{args.pool} LAMOST-like spectra, the oracle answered from the synthetic truth; "
-          f"training shortened for the demo ({', '.join(DEMO_SETTINGS)})")
+          f"training shortened for the demo ({shortened})")
     report = _run(run_simulation(Path(args.out), config, settings))
     print(report_markdown(report))
     print(f"candidates: {Path(args.out) / 'project' / 'candidates.csv'}")
@@ -304,9 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", cmd_demo, "make and run a small offline demo project", project=False)
     p.add_argument("--out", default="demo-project")
-    p.add_argument("--train", type=int, default=1000)
-    p.add_argument("--pool", type=int, default=8000)
-    p.add_argument("--max-iterations", type=int, default=8)
+    from .core.simulate import DEMO_ITERATIONS, DEMO_POOL, DEMO_TRAIN
+
+    p.add_argument("--train", type=int, default=DEMO_TRAIN)
+    p.add_argument("--pool", type=int, default=DEMO_POOL)
+    p.add_argument("--max-iterations", type=int, default=DEMO_ITERATIONS)
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
 
     from .cli_vo import add_vo_commands

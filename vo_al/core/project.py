@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from pathlib import Path
@@ -9,11 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write_text
-from .errors import ProjectError
+from .errors import ParameterError, ProjectError
 from .labels import read_label_csv, spectrum_key
 from .progress import CancelToken, Job
 from .session_store import SessionStore
-from .settings import ProjectSettings
+from .settings import ProjectSettings, update_settings
 
 PROJECT_FILE = "project.json"
 FORMAT_VERSION = 1
@@ -74,6 +75,31 @@ class Project:
     def save_settings(self) -> None:
         self.settings.validate()
         self.settings.save(self.folder / "settings.json")
+
+    def change_settings(self, method: dict | None = None, preprocess: dict | None = None
+                        ) -> ProjectSettings:
+        """Change method and preprocessing parameters, validated, saved, all or nothing.
+
+        Values may be strings (from a form or the command line). Method parameters apply from the
+        next step on. Preprocessing parameters cannot change once spectra were preprocessed with
+        them (the pool's and the training set's rows would no longer agree): ParameterError.
+        """
+        changed = copy.deepcopy(self.settings)
+        update_settings(changed.method, **(method or {}))
+        for key, value in (preprocess or {}).items():
+            update_settings(changed.preprocess, **{key: value})
+            if getattr(changed.preprocess, key) != getattr(self.settings.preprocess, key) and \
+                    self._has_rows():
+                raise ParameterError(key, value, "cannot change: the pool or training set "
+                                                 "already holds spectra preprocessed with "
+                                                 f"{getattr(self.settings.preprocess, key)!r}")
+        changed.validate()
+        changed.save(self.folder / "settings.json")
+        self.settings = changed
+        return changed
+
+    def _has_rows(self) -> bool:
+        return len(self.pool) > 0 or len(self.training) > 0
 
     # -- parts ---------------------------------------------------------------------------------
     @property

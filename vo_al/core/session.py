@@ -45,7 +45,11 @@ class ActiveLearningSession:
     def __init__(self, project):
         self.project = project
         self.store = project.store
-        self.method = project.settings.method
+
+    @property
+    def method(self):
+        """The project's method settings, read afresh: a change in the app applies at once."""
+        return self.project.settings.method
 
     # -- where are we --------------------------------------------------------------------
     @property

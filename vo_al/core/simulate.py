@@ -16,7 +16,8 @@ from .oracle import SimulatedOracle
 from .progress import CancelToken, Job, Progress
 from .scoring import predicted_classes
 from .session import DONE, ESTIMATE, FINISH, QUERY, SCORE, TRAIN, ActiveLearningSession
-from .settings import CLASS_NAMES, DOUBLE_PEAK, SINGLE_PEAK, TARGET_CLASSES, ProjectSettings
+from .settings import (CLASS_NAMES, DOUBLE_PEAK, SINGLE_PEAK, TARGET_CLASSES, ProjectSettings,
+                       update_settings)
 
 
 @dataclass
@@ -29,6 +30,27 @@ class SimulationConfig:
     baseline: bool = True
     finish: bool = True
     workers: int = 2
+
+
+# The offline demo (`vo-al demo`, the app's first-run offer): small enough to run in minutes on a
+# laptop. Training is shorter than the paper's defaults, every other parameter as in the paper;
+# batches of 50 keep the oracle from emptying the small pool of targets at once.
+DEMO_METHOD = {"max_epochs": 12, "long_patience": 10, "long_max_epochs": 60, "batch_size": 50}
+DEMO_TRAIN, DEMO_POOL, DEMO_ITERATIONS = 1000, 8000, 8
+
+
+def demo_config(**changes) -> SimulationConfig:
+    values = dict(n_train=DEMO_TRAIN, n_pool=DEMO_POOL, max_iterations=DEMO_ITERATIONS, seed=0,
+                  baseline=False)
+    values.update(changes)
+    return SimulationConfig(**values)
+
+
+def demo_settings() -> ProjectSettings:
+    settings = ProjectSettings.default()
+    update_settings(settings.method, **DEMO_METHOD)
+    settings.validate()
+    return settings
 
 
 @dataclass

@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     window.resize(1100, 850)
     window.show()
+    if args.project is None:
+        window.offer_demo_if_first_run(Path.home() / "vo-al-demo")
     preload_backend()
     return app.exec()
 

@@ -3,11 +3,17 @@
 Labels go straight through `ActiveLearningSession.label` (durable per label). The oracle batch
 (training data) and the precision sample (a test sample, NOT training data) are shown with a
 different banner and colour so the expert always knows which one they are labelling.
+
+The 140-point window comes from the memory-mapped pool at once; the whole spectrum comes from its
+source file or URL, read (or downloaded) on background threads by a `SpectrumPrefetcher` for the
+spectrum on screen and the next few, so a key press never waits for a file or a server.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import weakref
+from functools import partial
+
 
 import numpy as np
 import pyqtgraph as pg
@@ -15,10 +21,12 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from vo_al.core.errors import VoAlError
+from vo_al.core.harvest import CACHE_DIR
+from vo_al.core.preferences import DEFAULT_LABEL_KEYS, UserPreferences
 from vo_al.core.preprocess import HALPHA_VAC, HEI_6678_VAC, window_grid
-from vo_al.core.readers import read_spectrum
 from vo_al.core.session import PRECISION_PURPOSE, PendingLabel
 from vo_al.core.settings import CLASS_NAMES
+from vo_al.core.spectrum_prefetch import SpectrumPrefetcher
 from vo_al.core.strategies import entropy_score
 
 QUERY_BANNER = "oracle batch — training data"
@@ -27,15 +35,12 @@ _BANNER_STYLE = {
     "query": "background:#1f5f99; color:white; font-weight:bold; padding:4px",
     "precision": "background:#b35900; color:white; font-weight:bold; padding:4px",
 }
-KEY_LABELS = {Qt.Key.Key_1: 0, Qt.Key.Key_2: 1, Qt.Key.Key_3: 2}
+HARVEST_FOLDER = "harvest"        # where `vo-al harvest` keeps its download cache in a project
 
 
-def readable_source(source: str) -> Path | None:
-    """The local file behind a pool spectrum, or None (URLs are not fetched here)."""
-    if not source or "://" in source:
-        return None
-    path = Path(source)
-    return path if path.is_file() else None
+def help_text(keys: str) -> str:
+    names = " · ".join(f"{k} {name}" for k, name in zip(keys, CLASS_NAMES))
+    return f"{names} · Backspace undo · ←/→ move"
 
 
 class LabellingView(QWidget):
@@ -43,6 +48,8 @@ class LabellingView(QWidget):
     undone = pyqtSignal(object)             # (kind, pool_index, label) from the store
     current_changed = pyqtSignal(object)    # PendingLabel or None
     failed = pyqtSignal(str, object)        # what failed, the exception
+    spectrum_shown = pyqtSignal(str)        # the source whose whole spectrum (or error) is drawn
+    _loaded = pyqtSignal(str)               # from a prefetch thread: that source's future is done
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -50,14 +57,18 @@ class LabellingView(QWidget):
         self.items: list[PendingLabel] = []
         self.position = 0
         self._proba = None
+        self.label_keys = DEFAULT_LABEL_KEYS
+        self.prefetch_count = UserPreferences().prefetch
+        self.prefetcher = SpectrumPrefetcher(None)
+        self._source_on_screen = ""
+        self._loaded.connect(self._on_loaded)     # queued: the slot runs on the GUI thread
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
         self.banner = QLabel("no spectra waiting for a label")
         self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.title = QLabel("")
         self.info = QLabel("")
-        self.help = QLabel("1 non-target · 2 single peak · 3 double peak · "
-                           "Backspace undo · ←/→ move")
+        self.help = QLabel(help_text(self.label_keys))
         self.window_plot = pg.PlotWidget(title="preprocessed window")
         self.full_plot = pg.PlotWidget(title="whole spectrum")
         for plot in (self.window_plot, self.full_plot):
@@ -85,9 +96,24 @@ class LabellingView(QWidget):
     # -- model -------------------------------------------------------------------------------
     def set_session(self, session) -> None:
         self.session = session
+        self.prefetcher.close()
+        cache = None
         if session is not None:
             self._grid = window_grid(session.project.settings.preprocess)
+            cache = session.project.folder / HARVEST_FOLDER / CACHE_DIR
+        self.prefetcher = SpectrumPrefetcher(cache)
         self.refresh()
+
+    def set_preferences(self, prefs: UserPreferences) -> None:
+        """Label keys and read-ahead depth from the user's preferences (validated there)."""
+        prefs.validate()
+        self.label_keys = prefs.label_keys
+        self.prefetch_count = int(prefs.prefetch)
+        self.help.setText(help_text(self.label_keys))
+
+    def closeEvent(self, event) -> None:
+        self.prefetcher.close()
+        super().closeEvent(event)
 
     def current(self) -> PendingLabel | None:
         return self.items[self.position] if self.items else None
@@ -137,10 +163,18 @@ class LabellingView(QWidget):
             self.undone.emit(undone)
 
     # -- view --------------------------------------------------------------------------------
+    def label_for_key(self, text: str) -> int | None:
+        """The class a typed character stands for under the current keys, or None."""
+        if len(text) != 1:
+            return None
+        index = self.label_keys.upper().find(text.upper())
+        return index if index >= 0 else None
+
     def keyPressEvent(self, event) -> None:
         key = event.key()
-        if key in KEY_LABELS:
-            self.label_current(KEY_LABELS[key])
+        label = self.label_for_key(event.text())
+        if label is not None:
+            self.label_current(label)
         elif key == Qt.Key.Key_Backspace:
             self.undo()
         elif key == Qt.Key.Key_Left:
@@ -172,7 +206,12 @@ class LabellingView(QWidget):
         row = pool.rows(np.array([item.pool_index]))[0]
         self.window_curve.setData(self._grid, row)
         self.info.setText(self._probability_text(item.pool_index))
-        self.show_source(pool.metadata(np.array([item.pool_index]), ["source"])["source"][0])
+        ahead = [self.items[(self.position + k) % len(self.items)].pool_index
+                 for k in range(min(len(self.items), 1 + self.prefetch_count))]
+        sources = [str(s) for s in pool.metadata(np.array(ahead), ["source"])["source"]]
+        self.show_source(sources[0])
+        for source in sources[1:]:
+            self.prefetcher.request(source)
 
     def _probability_text(self, pool_index: int) -> str:
         if self._proba is None:
@@ -183,16 +222,47 @@ class LabellingView(QWidget):
         return f"{parts} · entropy {h:.3f}"
 
     def show_source(self, source: str) -> None:
-        path = readable_source(str(source))
-        if path is None:
-            self.full_curve.setData([], [])
-            self.full_plot.setTitle("whole spectrum: source not available locally")
+        """Draw `source`'s whole spectrum now if it has been read, else as soon as it is."""
+        source = str(source)
+        self._source_on_screen = source
+        future = self.prefetcher.request(source)
+        if future.done():
+            self._draw(source, future)
             return
-        try:
-            spectrum = read_spectrum(path)
-        except VoAlError as exc:
-            self.full_curve.setData([], [])
-            self.full_plot.setTitle(f"whole spectrum unreadable: {exc}")
+        self.full_curve.setData([], [])
+        self.full_plot.setTitle(f"whole spectrum: loading {_short_name(source)}…")
+        future.add_done_callback(partial(_notify_loaded, weakref.ref(self), source))
+
+    def _on_loaded(self, source: str) -> None:
+        if source == self._source_on_screen:        # the expert may have moved on meanwhile
+            self._draw(source, self.prefetcher.request(source))
+
+    def _draw(self, source: str, future) -> None:
+        if future.cancelled():
             return
-        self.full_curve.setData(np.asarray(spectrum.wavelength), np.asarray(spectrum.flux))
-        self.full_plot.setTitle(f"whole spectrum: {path.name}")
+        exc = future.exception()
+        if exc is not None:
+            self.full_curve.setData([], [])
+            reason = str(exc) if isinstance(exc, VoAlError) else f"{type(exc).__name__}: {exc}"
+            self.full_plot.setTitle(f"whole spectrum not available: {reason}")
+        else:
+            spectrum = future.result()
+            self.full_curve.setData(np.asarray(spectrum.wavelength), np.asarray(spectrum.flux))
+            self.full_plot.setTitle(f"whole spectrum: {_short_name(source)}")
+        self.spectrum_shown.emit(source)
+
+
+def _notify_loaded(view_ref, source: str, _future) -> None:
+    """On the prefetch thread. A weak reference: a pending download must not keep a closed view
+    alive, and the view may be gone by the time the file arrives."""
+    view = view_ref()
+    if view is None:
+        return
+    try:
+        view._loaded.emit(source)
+    except RuntimeError:            # wrapped C/C++ object deleted: nobody to show it to
+        pass
+
+
+def _short_name(source: str) -> str:
+    return source.rstrip("/").rsplit("/", 1)[-1] or source
