@@ -8,22 +8,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PyQt6.QtCore import Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
                              QMessageBox, QProgressBar, QPushButton, QTabWidget, QVBoxLayout,
                              QWidget)
 
 from vo_al.core import session as steps
+from vo_al.core.preferences import UserPreferences, load_preferences, save_preferences
 from vo_al.core.progress import Progress
 from vo_al.core.project import Project
 from vo_al.core.session import ActiveLearningSession
-from vo_al.core.simulate import SimulationConfig, prepare
+from vo_al.core.simulate import SimulationConfig, demo_config, demo_settings, prepare
 
 from .crossmatch_panel import CrossmatchPanel
 from .dashboard import Dashboard
 from .labelling import LabellingView
 from .samp_panel import SampPanel
+from .settings_dialog import SettingsDialog
 from .workers import EtaClock, JobWorker, call_job, format_eta
 
 STEP_BUTTONS = ("train", "score", "query", "estimate", "finish")
@@ -79,9 +81,13 @@ class MainWindow(QMainWindow):
     job_done = pyqtSignal(str)          # the step name, after the window has refreshed
     error_shown = pyqtSignal(str)       # the text of the error dialog
 
-    def __init__(self, project_folder: Path | None = None, parent=None):
+    def __init__(self, project_folder: Path | None = None, parent=None,
+                 prefs: UserPreferences | None = None):
         super().__init__(parent)
         self.setWindowTitle("vo-al")
+        self.prefs = prefs if prefs is not None else load_preferences()
+        self.settings_dialog: SettingsDialog | None = None
+        self.demo_offer: QMessageBox | None = None
         self.project: Project | None = None
         self.session: ActiveLearningSession | None = None
         self.worker: JobWorker | None = None
@@ -90,6 +96,7 @@ class MainWindow(QMainWindow):
 
         self.panel = TrainingPanel()
         self.labelling = LabellingView()
+        self.labelling.set_preferences(self.prefs)
         self.dashboard = Dashboard()
         tabs = QTabWidget()
         tabs.addTab(self.labelling, "Label")
@@ -110,12 +117,17 @@ class MainWindow(QMainWindow):
         for text, shortcut, slot in (("&Open…", QKeySequence.StandardKey.Open, self.choose_open),
                                      ("&New…", QKeySequence.StandardKey.New, self.choose_create),
                                      ("New &demo project…", None, self.choose_demo),
+                                     ("&Settings…", QKeySequence.StandardKey.Preferences,
+                                      self.open_settings),
                                      ("&Quit", QKeySequence.StandardKey.Quit, self.close)):
             action = QAction(text, self)
             if shortcut is not None:
                 action.setShortcut(shortcut)
             action.triggered.connect(slot)
             menu.addAction(action)
+            if text == "&Open…":
+                self.recent_menu = menu.addMenu("Open &recent")
+                self.recent_menu.aboutToShow.connect(self.fill_recent_menu)
 
         for name, button in self.panel.buttons.items():
             button.clicked.connect(lambda _=False, n=name: self.run_step(n))
@@ -125,6 +137,8 @@ class MainWindow(QMainWindow):
         self.labelling.undone.connect(lambda *_: self.refresh())
         self.labelling.failed.connect(self.show_error)
         self.refresh()
+        if self.prefs.problem:
+            self.status_label.setText(self.prefs.problem)
         if project_folder is not None:
             self.open_project(Path(project_folder))
 
@@ -149,6 +163,55 @@ class MainWindow(QMainWindow):
             menu.addAction(action)
 
     # -- project -----------------------------------------------------------------------------
+    def fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.prefs.existing_recent()
+        for folder in recent:
+            action = self.recent_menu.addAction(folder)
+            action.triggered.connect(lambda _=False, f=folder: self.open_project(Path(f)))
+        if not recent:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+
+    def save_preferences(self) -> None:
+        """Write the user's preferences; a failure is shown, never fatal (they are a comfort)."""
+        try:
+            save_preferences(self.prefs)
+        except (OSError, ValueError) as exc:
+            self.status_label.setText(f"could not save preferences: {exc}")
+
+    def offer_demo_if_first_run(self, demo_folder: Path, config: SimulationConfig | None = None
+                                ) -> QMessageBox | None:
+        """On the very first start (no project given), offer to make the offline demo project."""
+        if self.prefs.demo_offered or self.project is not None:
+            return None
+        self.prefs.demo_offered = True
+        self.save_preferences()
+        box = QMessageBox(QMessageBox.Icon.Question, "Welcome to vo-al",
+                          "Try vo-al on the offline demo?\n\nIt writes synthetic LAMOST-like "
+                          f"spectra and a project over them to\n{demo_folder}\n(no network "
+                          "needed), then you train, label and estimate precision step by step.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        yes = box.button(QMessageBox.StandardButton.Yes)
+        box.buttonClicked.connect(lambda button: self.create_demo(demo_folder, config)
+                                  if button is yes else None)
+        box.open()                  # window-modal, never blocks the event loop
+        self.demo_offer = box
+        return box
+
+    def open_settings(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.project, self.prefs, self)
+        dialog.accepted.connect(self._settings_applied)
+        dialog.open()
+        self.settings_dialog = dialog
+        return dialog
+
+    def _settings_applied(self) -> None:
+        self.labelling.set_preferences(self.prefs)
+        self.status_label.setText("settings saved")
+        if self.session is not None:
+            self.dashboard.refresh(self.session)
+        self.refresh(keep_status=True)
+
     def choose_open(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a vo-al project")
         if folder:
@@ -176,8 +239,10 @@ class MainWindow(QMainWindow):
 
     def create_demo(self, workdir: Path, config: SimulationConfig | None = None) -> JobWorker | None:
         """Make synthetic LAMOST-like files and a project over them (core `simulate.prepare`)."""
-        config = config or SimulationConfig()
-        worker = self.start_job("demo", lambda token: prepare(workdir, config, cancel=token))
+        config = config or demo_config()
+        settings = demo_settings()         # the same project as `vo-al demo` makes
+        worker = self.start_job("demo", lambda token: prepare(workdir, config, settings,
+                                                              cancel=token))
         if worker is not None:
             # after `finished`, when the worker no longer counts as running
             worker.finished.connect(
@@ -200,6 +265,8 @@ class MainWindow(QMainWindow):
             self.project.close()
         self.project = project
         self.session = ActiveLearningSession(project)
+        self.prefs.add_recent(project.folder)
+        self.save_preferences()
         self.setWindowTitle(f"vo-al — {project.folder}")
         self.labelling.set_session(self.session)
         self.dashboard.refresh(self.session)
