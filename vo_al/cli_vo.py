@@ -86,11 +86,11 @@ def cmd_tap(args):
 def cmd_harvest(args):
     from astropy.table import Table
 
-    from .core.harvest import harvest, harvest_table
+    from .core.harvest import harvest, harvest_table, project_harvest_folder
     from .core.project import Project
 
     project = Project.open(args.project)
-    folder = Path(args.harvest_dir) if args.harvest_dir else Path(args.project) / "harvest"
+    folder = Path(args.harvest_dir) if args.harvest_dir else project_harvest_folder(args.project)
     common = dict(settings=project.settings.preprocess, workers=args.workers,
                   retries=args.retries)
     if args.table:

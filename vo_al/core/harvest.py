@@ -53,6 +53,16 @@ from .settings import PreprocessSettings
 HARVEST_JSON = "harvest.json"
 FAILED_JSON = "failed.json"
 CACHE_DIR = "cache"
+PROJECT_HARVEST_DIR = "harvest"      # a project's default harvest folder (CLI, app, prefetcher)
+
+
+def project_harvest_folder(project_folder) -> Path:
+    return Path(project_folder) / PROJECT_HARVEST_DIR
+
+
+def project_cache_folder(project_folder) -> Path:
+    """Where a project's downloaded spectra are: the labelling view reads them from here too."""
+    return project_harvest_folder(project_folder) / CACHE_DIR
 _FORMAT = "vo-al harvest"
 _FITS_MAGIC = b"SIMPLE  ="
 _GZIP_MAGIC = b"\x1f\x8b"

@@ -21,7 +21,7 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from vo_al.core.errors import VoAlError
-from vo_al.core.harvest import CACHE_DIR
+from vo_al.core.harvest import project_cache_folder
 from vo_al.core.preferences import DEFAULT_LABEL_KEYS, UserPreferences
 from vo_al.core.preprocess import HALPHA_VAC, HEI_6678_VAC, window_grid
 from vo_al.core.session import PRECISION_PURPOSE, PendingLabel
@@ -35,7 +35,6 @@ _BANNER_STYLE = {
     "query": "background:#1f5f99; color:white; font-weight:bold; padding:4px",
     "precision": "background:#b35900; color:white; font-weight:bold; padding:4px",
 }
-HARVEST_FOLDER = "harvest"        # where `vo-al harvest` keeps its download cache in a project
 
 
 def help_text(keys: str) -> str:
@@ -100,7 +99,7 @@ class LabellingView(QWidget):
         cache = None
         if session is not None:
             self._grid = window_grid(session.project.settings.preprocess)
-            cache = session.project.folder / HARVEST_FOLDER / CACHE_DIR
+            cache = project_cache_folder(session.project.folder)
         self.prefetcher = SpectrumPrefetcher(cache)
         self.refresh()
 

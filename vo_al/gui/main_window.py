@@ -6,6 +6,7 @@ jobs, show their progress and refresh from the session when a job ends.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 from PyQt6.QtCore import Qt, pyqtSignal
@@ -26,6 +27,7 @@ from .dashboard import Dashboard
 from .labelling import LabellingView
 from .samp_panel import SampPanel
 from .settings_dialog import SettingsDialog
+from .sources_panel import SourcesPanel
 from .workers import EtaClock, JobWorker, call_job, format_eta
 
 STEP_BUTTONS = ("train", "score", "query", "estimate", "finish")
@@ -105,6 +107,7 @@ class MainWindow(QMainWindow):
         self.crossmatch = CrossmatchPanel(lambda: candidates.table)
         tabs.addTab(self.crossmatch, "Cross-match")
         self.tabs = tabs
+        self._add_sources()
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.addWidget(self.panel)
@@ -141,6 +144,28 @@ class MainWindow(QMainWindow):
             self.status_label.setText(self.prefs.problem)
         if project_folder is not None:
             self.open_project(Path(project_folder))
+
+    def _add_sources(self) -> None:
+        ref = weakref.ref(self)        # the panel must not keep the window alive
+
+        def session():
+            w = ref()
+            return w.session if w is not None else None
+
+        def busy():
+            w = ref()
+            return w is not None and w.worker is not None and w.worker.is_running
+
+        self.sources = SourcesPanel(session, busy_elsewhere=busy)
+        self.tabs.addTab(self.sources, "Data sources")
+        self.sources.pool_changed.connect(self._pool_changed)
+        self.sources.running_changed.connect(lambda _running: self.refresh(keep_status=True))
+        self.sources.failed.connect(lambda text: self.status_label.setText(text))
+
+    def _pool_changed(self, added: int) -> None:
+        self.status_label.setText(f"{added} spectra added to the pool")
+        self.dashboard.refresh(self.session)
+        self.refresh(keep_status=True)
 
     def _add_samp(self) -> None:
         self.samp = SampPanel()
@@ -259,7 +284,7 @@ class MainWindow(QMainWindow):
         return True
 
     def set_project(self, project: Project) -> None:
-        if self.worker is not None and self.worker.is_running:
+        if self.worker is not None and self.worker.is_running or self.sources.is_running:
             raise RuntimeError("a job is running: cancel it before changing project")
         if self.project is not None and self.project is not project:
             self.project.close()
@@ -355,10 +380,12 @@ class MainWindow(QMainWindow):
     # -- view ----------------------------------------------------------------------------------
     def refresh(self, keep_status: bool = False) -> None:
         running = self.worker is not None and self.worker.is_running
-        allowed = set() if running else enabled_steps(self.session)
+        # no step while the pool grows: a score would miss rows, a query mismatch them
+        allowed = set() if running or self.sources.is_running else enabled_steps(self.session)
         for name, button in self.panel.buttons.items():
             button.setEnabled(name in allowed)
         self.panel.cancel_button.setEnabled(running)
+        self.sources.refresh()
         if self.session is None or keep_status and self.status_label.text():
             return
         st = self.session.status()
@@ -379,6 +406,7 @@ class MainWindow(QMainWindow):
         if self.worker is not None and self.worker.is_running:
             self.worker.cancel()
             self.worker.wait(60)
+        self.sources.shutdown(60)
         self.samp.shutdown()
         self.crossmatch.shutdown()
         self.labelling.set_session(None)
