@@ -1,8 +1,12 @@
-"""Cross-match panel: the candidates against a local catalogue file within a radius (5-300″),
-the nearest object per candidate in a table, and the radius scan as a plot.
+"""Cross-match panel: the paper's whole cross-match (Appendix B) of the candidates.
 
-The match (reading the catalogue, the k-d tree, the scan) runs as a job on a `JobWorker`,
-never on the GUI thread; the widgets only show its result.
+The widgets choose the catalogues and radii; `core.crossmatch_job` does the work (the same
+core calls as `vo-al crossmatch`) and returns the four tables (known_h16, new_in_simbad,
+new_unknown, rejected) with the multiple-exposure groups and the radius scan, shown here.
+"Export tables…" writes them with `write_tables`.
+
+Everything that reads a file or asks a service runs as a job on a `JobWorker`, never on the GUI
+thread; the widgets only show its result.
 """
 
 from __future__ import annotations
@@ -12,34 +16,20 @@ from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import (QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
-                             QPushButton, QTableView, QVBoxLayout, QWidget)
+from PyQt6.QtCore import QSortFilterProxyModel, Qt, pyqtSignal
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout,
+                             QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
+                             QTableView, QVBoxLayout, QWidget)
 
-from vo_al.core.crossmatch import (DEFAULT_SIMBAD_RADIUS, MAX_RADIUS, MIN_RADIUS, SCAN_RADII,
-                                   LocalCatalogue, check_radius, crossmatch, radius_scan)
+from vo_al.core import crossmatch as xm
+from vo_al.core.crossmatch_job import (ALL, SHIPPED_H16, SHIPPED_SIMBAD_LIKE, SIMBAD_SOURCES,
+                                       CrossmatchRun, CrossmatchSettings, crossmatch_job,
+                                       describe_groups, export_job)
+from vo_al.core.errors import ParameterError
+from vo_al.core.progress import Progress
 
 from .dashboard import ColumnTableModel
 from .workers import JobWorker, call_job
-
-CANDIDATE_COLUMNS = ("pool_index", "name", "designation", "ra", "dec")
-MATCH_PREFIX = "cat"
-
-
-def match_job(candidates: dict, catalogue_path: Path, radius: float):
-    """The job's body (worker thread): {'table': columns, 'scan': astropy Table, ...}."""
-    radius = check_radius(radius)
-    catalogue = LocalCatalogue.from_file(catalogue_path)
-    ra = np.asarray(candidates["ra"], float)
-    dec = np.asarray(candidates["dec"], float)
-    result = crossmatch(catalogue, ra, dec, radius)
-    table = {c: np.asarray(candidates[c]) for c in CANDIDATE_COLUMNS if c in candidates}
-    table.update(result.columns(MATCH_PREFIX))
-    radii = sorted(set(SCAN_RADII) | {radius})
-    return {"table": table, "scan": radius_scan(catalogue, ra, dec, radii), "radius": radius,
-            "catalogue": catalogue.name, "n_matched": int(result.matched.sum()),
-            "n_candidates": int(ra.size)}
-
 
 class RadiusScanPlot(pg.PlotWidget):
     def __init__(self, parent=None):
@@ -60,95 +50,338 @@ class RadiusScanPlot(pg.PlotWidget):
         self.pairs_curve.setData(r, np.asarray(scan["n_pairs"], float))
         self.chosen_line.setValue(chosen)
 
+    def clear_scan(self) -> None:
+        self.matched_curve.setData([], [])
+        self.pairs_curve.setData([], [])
+
 
 class CrossmatchPanel(QWidget):
-    finished = pyqtSignal(object)        # the job's result dict, after the widgets show it
-    failed = pyqtSignal(str)
+    finished = pyqtSignal(object)        # the CrossmatchRun, after the widgets show it
+    failed = pyqtSignal(str)             # what went wrong, as the status line says it
+    cancelled = pyqtSignal()
+    exported = pyqtSignal(list)          # the Paths written
+    row_selected = pyqtSignal(int)       # pool_index of the result row made current
 
-    def __init__(self, candidates: Callable[[], dict] | None = None, parent=None):
+    def __init__(self, candidates: Callable[[], dict] | None = None, parent=None, *,
+                 project_getter: Callable[[], object] | None = None):
         super().__init__(parent)
         self.candidates = candidates or (lambda: {})
+        self.project_getter = project_getter or (lambda: None)
         self.worker: JobWorker | None = None
-        self.result: dict | None = None
+        self.export_worker: JobWorker | None = None
+        self.result: CrossmatchRun | None = None
+
+        self.source = QComboBox()
+        for key, text in SIMBAD_SOURCES:
+            self.source.addItem(text, key)
+        self.catalogue = QLineEdit(str(SHIPPED_SIMBAD_LIKE) if SHIPPED_SIMBAD_LIKE.is_file()
+                                   else "")
+        self.catalogue.setPlaceholderText("SIMBAD-like catalogue file (VOTable, FITS, CSV, "
+                                          "ECSV)")
+        self.browse_button = QPushButton("Browse…")
+        self.tap_url = QLineEdit()
+        self.tap_url.setPlaceholderText("TAP service URL (table basic: main_id, ra, dec, otype)")
         self.radius = QDoubleSpinBox()
-        self.radius.setRange(MIN_RADIUS, MAX_RADIUS)
+        self.radius.setRange(xm.MIN_RADIUS, xm.MAX_RADIUS)
         self.radius.setDecimals(1)
         self.radius.setSuffix(" ″")
-        self.radius.setValue(DEFAULT_SIMBAD_RADIUS)
-        self.catalogue = QLineEdit()
-        self.catalogue.setPlaceholderText("catalogue file (VOTable, FITS, CSV, ECSV)")
-        self.browse_button = QPushButton("Browse…")
+        self.radius.setValue(xm.DEFAULT_SIMBAD_RADIUS)
+        self.h16_enabled = QCheckBox("H16")
+        self.h16_enabled.setChecked(True)
+        self.h16 = QLineEdit(str(SHIPPED_H16) if SHIPPED_H16.is_file() else "")
+        self.h16.setPlaceholderText("H16 table (Hou et al. 2016: CSV as published, VOTable, "
+                                    "FITS, ECSV)")
+        self.h16_browse_button = QPushButton("Browse…")
+        self.h16_radius = QDoubleSpinBox()
+        self.h16_radius.setRange(xm.MIN_RADIUS, xm.MAX_RADIUS)
+        self.h16_radius.setDecimals(1)
+        self.h16_radius.setSuffix(" ″")
+        self.h16_radius.setValue(xm.DEFAULT_H16_RADIUS)
+        self.scan_enabled = QCheckBox("radius scan")
+        self.scan_enabled.setChecked(True)
         self.run_button = QPushButton("Run")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.export_button = QPushButton("Export tables…")
+        self.export_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
         self.status = QLabel("")
-        self.model = ColumnTableModel(columns=CANDIDATE_COLUMNS)
+        self.status.setWordWrap(True)
+
+        self.table_choice = QComboBox()
+        self.groups_label = QLabel("")
+        self.groups_label.setWordWrap(True)
+        self.model = ColumnTableModel(columns=("pool_index", "name", "designation", "ra", "dec"))
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(Qt.ItemDataRole.UserRole)
         self.table = QTableView()
-        self.table.setModel(self.model)
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.plot = RadiusScanPlot()
-        row = QHBoxLayout()
-        row.addWidget(QLabel("radius"))
-        row.addWidget(self.radius)
-        row.addWidget(self.catalogue, 1)
-        row.addWidget(self.browse_button)
-        row.addWidget(self.run_button)
+
+        grid = QGridLayout()
+        grid.addWidget(QLabel("SIMBAD"), 0, 0)
+        grid.addWidget(self.source, 0, 1)
+        grid.addWidget(self.catalogue, 0, 2)
+        grid.addWidget(self.tap_url, 0, 2)
+        grid.addWidget(self.browse_button, 0, 3)
+        grid.addWidget(QLabel("radius"), 0, 4)
+        grid.addWidget(self.radius, 0, 5)
+        grid.addWidget(self.h16_enabled, 1, 0)
+        grid.addWidget(self.h16, 1, 1, 1, 2)
+        grid.addWidget(self.h16_browse_button, 1, 3)
+        grid.addWidget(QLabel("H16 radius"), 1, 4)
+        grid.addWidget(self.h16_radius, 1, 5)
+        grid.setColumnStretch(2, 1)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.scan_enabled)
+        buttons.addStretch(1)
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.export_button)
+        choice = QHBoxLayout()
+        choice.addWidget(QLabel("table"))
+        choice.addWidget(self.table_choice, 1)
         layout = QVBoxLayout(self)
-        layout.addLayout(row)
+        layout.addLayout(grid)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addLayout(choice)
+        layout.addWidget(self.groups_label)
         layout.addWidget(self.table, 2)
         layout.addWidget(self.plot, 1)
+
+        self.source.currentIndexChanged.connect(self._source_changed)
+        self.h16_enabled.toggled.connect(self._h16_toggled)
         self.browse_button.clicked.connect(self.choose_catalogue)
+        self.h16_browse_button.clicked.connect(self.choose_h16)
         self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.export_button.clicked.connect(self.choose_export_folder)
+        self.table_choice.currentIndexChanged.connect(lambda _i: self._show_table())
+        self.table.selectionModel().currentRowChanged.connect(self._current_row_changed)
+        self._source_changed()
+
+    # -- settings --------------------------------------------------------------------------------
+    def set_source(self, key: str) -> None:
+        index = self.source.findData(key)
+        if index < 0:
+            raise ParameterError("SIMBAD source", key, ", ".join(k for k, _ in SIMBAD_SOURCES))
+        self.source.setCurrentIndex(index)
+
+    def _source_changed(self, *_):
+        key = self.source.currentData()
+        self.catalogue.setVisible(key == "file")
+        self.browse_button.setVisible(key == "file")
+        self.tap_url.setVisible(key == "url")
+
+    def _h16_toggled(self, on: bool) -> None:
+        self.h16.setEnabled(on)
+        self.h16_browse_button.setEnabled(on)
+
+    def settings(self) -> CrossmatchSettings:
+        return CrossmatchSettings(
+            simbad_source=self.source.currentData(), simbad_file=self.catalogue.text().strip(),
+            tap_url=self.tap_url.text().strip(),
+            h16_file=self.h16.text().strip() if self.h16_enabled.isChecked() else "",
+            radius=self.radius.value(), h16_radius=self.h16_radius.value(),
+            scan=self.scan_enabled.isChecked())
 
     def choose_catalogue(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Catalogue to cross-match", "",
+            self, "SIMBAD-like catalogue to cross-match", self.catalogue.text(),
             "Catalogues (*.vot *.xml *.fits *.fit *.csv *.ecsv);;All files (*)")
         if path:
             self.catalogue.setText(path)
 
+    def choose_h16(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "H16 table (Hou et al. 2016)", self.h16.text(),
+            "Catalogues (*.csv *.vot *.xml *.fits *.fit *.ecsv);;All files (*)")
+        if path:
+            self.h16.setText(path)
+
+    # -- the match -------------------------------------------------------------------------------
     @property
     def is_running(self) -> bool:
-        return self.worker is not None and self.worker.is_running
+        return any(w is not None and w.is_running for w in (self.worker, self.export_worker))
 
     def run(self) -> JobWorker | None:
+        """Start the cross-match job; None (and `failed`) when it cannot start."""
         if self.is_running:
             return None
-        path = self.catalogue.text().strip()
-        if not path:
-            self._fail("choose a catalogue file first")
+        settings = self.settings()
+        if settings.simbad_source == "file" and not settings.simbad_file:
+            self._fail("choose a SIMBAD catalogue file first")
             return None
-        candidates = dict(self.candidates() or {})
-        if not candidates or "ra" not in candidates or len(candidates["ra"]) == 0:
-            self._fail("no candidates to cross-match yet (score the pool first)")
+        if settings.simbad_source == "url" and not settings.tap_url:
+            self._fail("give the URL of a TAP service first")
             return None
-        radius = self.radius.value()
+        if self.h16_enabled.isChecked() and not settings.h16_file:
+            self._fail("choose an H16 file first (or untick H16)")
+            return None
+        project = self.project_getter()
+        candidates = None
+        if project is None:
+            candidates = dict(self.candidates() or {})
+            if not candidates or len(candidates.get("ra", ())) == 0:
+                self._fail("no candidates to cross-match yet (score the pool first)")
+                return None
         if self.worker is not None:
-            self.worker.deleteLater()
-        worker = JobWorker(call_job("crossmatch",
-                                    lambda: match_job(candidates, Path(path), radius)),
+            self.worker.deleteLater()                  # the previous, finished one
+        worker = JobWorker(lambda token: crossmatch_job(token, settings, project, candidates),
                            name="crossmatch", parent=self)
-        worker.returned.connect(self._show)
-        worker.errored.connect(lambda exc: self._fail(f"{type(exc).__name__}: {exc}"))
-        worker.finished.connect(lambda: self.run_button.setEnabled(True))
+        worker.progress.connect(self._progress)
+        # every ending is handled at `finished`, when the worker no longer counts as running:
+        # a slot of `finished`/`failed` may start the next run at once
+        worker.finished.connect(lambda: self._match_ended(worker))
         self.worker = worker
-        self.run_button.setEnabled(False)
-        self.status.setText(f"cross-matching {len(candidates['ra'])} candidates within "
-                            f"{radius:g}″…")
+        what = "the project's candidates and rejected spectra" if project is not None else \
+            f"{len(candidates['ra'])} candidates"
+        self.status.setText(f"cross-matching {what}…")
         worker.start()
+        self._busy()
         return worker
 
-    def _show(self, result: dict) -> None:
-        self.result = result
-        self.model.set_table(result["table"], columns=list(result["table"]))
-        self.plot.set_scan(result["scan"], result["radius"])
-        self.status.setText(f"{result['n_matched']} of {result['n_candidates']} candidates "
-                            f"matched in {result['catalogue']} within {result['radius']:g}″")
-        self.finished.emit(result)
+    def cancel(self) -> None:
+        for w in (self.worker, self.export_worker):
+            if w is not None and w.is_running:
+                w.cancel()
+                self.status.setText("cancelling (after the current step)…")
 
+    def _busy(self) -> None:
+        self.run_button.setEnabled(False)
+        self.export_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 0)
+
+    def _idle(self) -> None:
+        if self.is_running:
+            return
+        self.run_button.setEnabled(True)
+        self.export_button.setEnabled(self.result is not None)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1 if self.result is not None else 0)
+
+    def _progress(self, p: Progress) -> None:
+        if p.total:
+            self.progress.setRange(0, int(p.total))
+            self.progress.setValue(int(p.done))
+        else:
+            self.progress.setRange(0, 0)
+        self.progress.setFormat(f"{p.stage}: %v/%m")
+        self.status.setText(f"{p.stage}: {p.message}" if p.message else f"{p.stage}…")
+
+    def _match_ended(self, worker: JobWorker) -> None:
+        if worker.was_aborted:
+            self._idle()
+            self._aborted()
+        elif worker.error is not None:
+            self._idle()
+            self._fail(f"{type(worker.error).__name__}: {worker.error}")
+        else:
+            self._show(worker.result)
+            self._idle()
+            self.finished.emit(worker.result)
+
+    def _show(self, run: CrossmatchRun) -> None:
+        self.result = run
+        counts = run.counts
+        previous = self.table_choice.currentData() or ALL
+        self.table_choice.blockSignals(True)
+        self.table_choice.clear()
+        self.table_choice.addItem(f"all ({len(run.result.table)})", ALL)
+        for name in xm.TABLE_NAMES:
+            self.table_choice.addItem(f"{name} ({counts[name]})", name)
+            self.table_choice.setItemData(self.table_choice.count() - 1, xm.TABLE_TITLES[name],
+                                          Qt.ItemDataRole.ToolTipRole)
+        self.table_choice.setCurrentIndex(max(0, self.table_choice.findData(previous)))
+        self.table_choice.blockSignals(False)
+        self._show_table()
+        p = run.result.params
+        self.groups_label.setText(describe_groups(run.result.groups,
+                                                  p.get("group_radius_arcsec",
+                                                        xm.DEFAULT_GROUP_RADIUS)))
+        if run.scan is not None:
+            self.plot.set_scan(run.scan, run.settings.radius)
+        else:
+            self.plot.clear_scan()
+        h16 = (f", {p['h16_catalogue']} within {p['h16_radius_arcsec']:g}″"
+               if p["h16_catalogue"] != "none" else ", no H16")
+        self.status.setText(
+            f"{p['n_candidates']} candidates and {p['n_rejected']} rejected spectra matched "
+            f"with {p['simbad_catalogue']} within {p['simbad_radius_arcsec']:g}″{h16}: "
+            + ", ".join(f"{name} {counts[name]}" for name in xm.TABLE_NAMES))
+
+    def _show_table(self) -> None:
+        if self.result is None:
+            return
+        view = self.result.views[self.table_choice.currentData() or ALL]
+        self.model.set_table(view, columns=list(view))
+
+    def _current_row_changed(self, current, _previous) -> None:
+        if not current.isValid() or "pool_index" not in self.model.columns:
+            return
+        row = self.proxy.mapToSource(current).row()
+        self.row_selected.emit(int(self.model.table["pool_index"][row]))
+
+    def current_pool_index(self) -> int | None:
+        index = self.table.currentIndex()
+        if not index.isValid() or "pool_index" not in self.model.columns:
+            return None
+        return int(self.model.table["pool_index"][self.proxy.mapToSource(index).row()])
+
+    # -- export ------------------------------------------------------------------------------------
+    def choose_export_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the cross-match tables")
+        if folder:
+            self.export_tables(Path(folder))
+
+    def export_tables(self, folder, formats=("votable", "csv")) -> JobWorker | None:
+        """Write the tables (write_tables) and the radius scan into `folder` on a worker."""
+        if self.is_running:
+            return None
+        if self.result is None:
+            self._fail("nothing to export yet: run the cross-match first")
+            return None
+        run, folder, formats = self.result, Path(folder), tuple(formats)
+        if self.export_worker is not None:
+            self.export_worker.deleteLater()
+        worker = JobWorker(call_job("export", lambda: export_job(run, folder, formats)),
+                           name="crossmatch export", parent=self)
+        worker.finished.connect(lambda: self._export_ended(worker, folder))
+        self.export_worker = worker
+        self.status.setText(f"writing the tables to {folder}…")
+        worker.start()
+        self._busy()
+        return worker
+
+    def _export_ended(self, worker: JobWorker, folder: Path) -> None:
+        self._idle()
+        if worker.was_aborted:
+            self._aborted()
+        elif worker.error is not None:
+            self._fail(f"export to {folder}: {type(worker.error).__name__}: {worker.error}")
+        else:
+            self.status.setText(f"wrote {len(worker.result)} files to {folder}")
+            self.exported.emit(list(worker.result))
+
+    # -- endings -----------------------------------------------------------------------------------
     def _fail(self, text: str) -> None:
         self.status.setText(f"cross-match: {text}")
         self.failed.emit(text)
 
+    def _aborted(self) -> None:
+        self.status.setText("cross-match: cancelled")
+        self.cancelled.emit()
+
     def shutdown(self, timeout_s: float = 30.0) -> None:
-        if self.is_running:
-            self.worker.cancel()
-            self.worker.wait(timeout_s)
+        for w in (self.worker, self.export_worker):
+            if w is not None and w.is_running:
+                w.cancel()
+                w.wait(timeout_s)

@@ -104,7 +104,10 @@ class MainWindow(QMainWindow):
         tabs.addTab(self.labelling, "Label")
         tabs.addTab(self.dashboard, "Dashboard")
         candidates = self.dashboard.model        # not `self`: no cycle through the window
-        self.crossmatch = CrossmatchPanel(lambda: candidates.table)
+        window = weakref.ref(self)
+        self.crossmatch = CrossmatchPanel(
+            lambda: candidates.table,
+            project_getter=lambda: getattr(window(), "project", None))
         tabs.addTab(self.crossmatch, "Cross-match")
         self.tabs = tabs
         self._add_sources()
@@ -287,6 +290,7 @@ class MainWindow(QMainWindow):
         if self.worker is not None and self.worker.is_running or self.sources.is_running:
             raise RuntimeError("a job is running: cancel it before changing project")
         if self.project is not None and self.project is not project:
+            self.crossmatch.shutdown()          # it may be reading the old project
             self.project.close()
         self.project = project
         self.session = ActiveLearningSession(project)
