@@ -1,17 +1,35 @@
-"""Dashboard: precision estimate per iteration (with its lower bound and the threshold) and the
-candidates table (sortable, filterable)."""
+"""Dashboard: the precision estimate per iteration (with its lower bound and the threshold), the
+class counts per iteration (labelled set and pool predictions), the entropy histogram of the pool,
+the candidates table (sortable, filterable, searchable) and the catalogue export buttons.
+
+Everything the dashboard shows is built by one core job, `core.dashboard_data.dashboard_job`, on
+a `JobWorker` (passes over memory-mapped score files of millions of rows never run on the GUI
+thread); the widgets only apply the plain `DashboardData` it returns.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
-from PyQt6.QtWidgets import QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget
+from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, pyqtSignal
+from PyQt6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
+                             QPushButton, QTableView, QVBoxLayout, QWidget)
 
-from vo_al.core.candidates import COLUMNS, candidate_table
-from vo_al.core.errors import ProjectError
+from vo_al.core.candidates import COLUMNS
+from vo_al.core.dashboard_data import (ENTROPY_BINS, N_CLASSES, DashboardData, dashboard_job,
+                                       entropy_edges, export_catalogue_file)
+from vo_al.core.settings import CLASS_NAMES
+
+from .workers import JobWorker, call_job
+
+# the catalogue formats the export dialog offers (write_catalogue picks the format by suffix)
+EXPORT_FILTERS = {"VOTable (*.vot *.xml)": ".vot", "CSV (*.csv)": ".csv", "ECSV (*.ecsv)": ".ecsv"}
+EXPORT_SUFFIXES = (".vot", ".xml", ".csv", ".ecsv")
 
 
+# -- the widgets ---------------------------------------------------------------------------------
 class ColumnTableModel(QAbstractTableModel):
     """A read-only Qt model over a column-oriented table {name: array}."""
 
@@ -77,13 +95,103 @@ class PrecisionPlot(pg.PlotWidget):
             self.setXRange(it.min() - 0.5, it.max() + 0.5)
 
 
+CLASS_COLOURS = ((170, 170, 170), (80, 180, 255), (255, 140, 60))
+
+
+class ClassCountsPlot(pg.PlotWidget):
+    """Per iteration and class: the labelled set the model was trained on (solid) and the pool
+    spectra that model predicts in the class (dashed). Log counts: the pool's non-targets
+    outnumber its double-peak stars by orders of magnitude."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent, title="class counts per iteration")
+        self.setLabel("bottom", "iteration")
+        self.setLabel("left", "spectra")
+        self.setLogMode(y=True)
+        self.getAxis("bottom").enableAutoSIPrefix(False)
+        self.getAxis("bottom").setTickSpacing(1, 1)
+        self.addLegend()
+        self.labelled_curves, self.predicted_curves = [], []
+        for name, colour in zip(CLASS_NAMES, CLASS_COLOURS):
+            self.labelled_curves.append(self.plot(
+                pen=pg.mkPen(colour, width=2), symbol="o", symbolBrush=colour,
+                name=f"labelled {name}", connect="finite"))
+            self.predicted_curves.append(self.plot(
+                pen=pg.mkPen(colour, style=Qt.PenStyle.DashLine), symbol="t", symbolBrush=colour,
+                name=f"predicted {name}", connect="finite"))
+        self.iterations = np.array([], dtype=np.int64)
+        self.labelled = np.empty((0, N_CLASSES))
+        self.predicted = np.empty((0, N_CLASSES))
+
+    def set_counts(self, iterations, labelled, predicted) -> None:
+        self.iterations = np.asarray(iterations)
+        self.labelled = np.asarray(labelled, dtype=float)
+        self.predicted = np.asarray(predicted, dtype=float)
+        x = self.iterations.astype(float)
+        for c in range(N_CLASSES):
+            for curve, y in ((self.labelled_curves[c], self.labelled[:, c]),
+                             (self.predicted_curves[c], self.predicted[:, c])):
+                known = np.isfinite(y)       # NaN: that iteration not trained / scored yet
+                curve.setData(x[known], y[known])
+        if len(x):
+            self.setXRange(x.min() - 0.5, x.max() + 0.5)
+
+
+class EntropyHistogram(pg.PlotWidget):
+    """The entropy of the latest pool scores, as a step histogram with log counts."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent, title="entropy of the pool")
+        self.setLabel("bottom", "entropy H (nats)")
+        self.setLabel("left", "spectra")
+        self.setLogMode(y=True)
+        self.curve = self.plot(stepMode="center", pen=pg.mkPen((80, 180, 255)),
+                               fillLevel=0, brush=(80, 180, 255, 90))
+        self.edges = entropy_edges()
+        self.counts = np.zeros(ENTROPY_BINS, dtype=np.int64)
+
+    def set_histogram(self, counts: np.ndarray | None, scores_name: str | None) -> None:
+        self.counts = (np.zeros(ENTROPY_BINS, dtype=np.int64) if counts is None
+                       else np.asarray(counts))
+        if counts is None:
+            self.curve.setData([], [])
+            self.setTitle("entropy of the pool (not scored yet)")
+            return
+        self.curve.setData(self.edges, self.counts.astype(float))
+        self.setTitle(f"entropy of the pool ({scores_name or 'latest scores'})")
+
+
 class Dashboard(QWidget):
+    """The dashboard tab. `refresh(session)` returns at once; the data is built by a worker and
+    shown when it returns (`refreshed`). Requests while one runs are coalesced into one more."""
+
+    refreshed = pyqtSignal(object)      # the DashboardData, after the widgets show it
+    exported = pyqtSignal(str)          # the path written
+    failed = pyqtSignal(str)            # the text shown in the status line
+
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.session = None
+        self.data: DashboardData | None = None
+        self.refresh_worker: JobWorker | None = None
+        self.export_worker: JobWorker | None = None
+        self.refresh_runs = 0               # workers started by refresh() (for tests, diagnostics)
+        self._pending = None                # the session of a refresh asked for while one ran
+        self._summaries: dict = {}          # scores_key -> ScoresSummary of the last run
+        self._stopped = False               # shutdown() ran: show nothing more, start nothing
+
         self.plot = PrecisionPlot()
+        self.counts_plot = ClassCountsPlot()
+        self.entropy_plot = EntropyHistogram()
         self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("filter candidates (any column)")
+        self.filter.setClearButtonEnabled(True)
+        self.export_button = QPushButton("Export candidates…")
+        self.export_rejected_button = QPushButton("Export rejected…")
         self.model = ColumnTableModel()
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
@@ -93,29 +201,202 @@ class Dashboard(QWidget):
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.table = QTableView()
         self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+
+        plots = QHBoxLayout()
+        for p in (self.plot, self.counts_plot, self.entropy_plot):
+            plots.addWidget(p, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.filter, 1)
+        row.addWidget(self.export_button)
+        row.addWidget(self.export_rejected_button)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.plot, 1)
+        layout.addLayout(plots, 1)
         layout.addWidget(self.summary)
-        layout.addWidget(self.filter)
+        layout.addLayout(row)
         layout.addWidget(self.table, 2)
+        layout.addWidget(self.status)
+        self.export_button.clicked.connect(lambda: self.choose_export(rejected=False))
+        self.export_rejected_button.clicked.connect(lambda: self.choose_export(rejected=True))
+        self._update_buttons()
+
+    # -- refresh -----------------------------------------------------------------------------
+    @property
+    def is_refreshing(self) -> bool:
+        return self.refresh_worker is not None and self.refresh_worker.is_running
+
+    @property
+    def is_exporting(self) -> bool:
+        return self.export_worker is not None and self.export_worker.is_running
 
     def refresh(self, session) -> None:
+        """Rebuild everything from `session` on a worker; returns at once. While a refresh runs,
+        the latest request waits and runs after it (never two at once, never dropped)."""
         if session is None:
             return
-        estimates = session.estimates()
-        self.plot.set_estimates(estimates, session.method.precision_threshold)
-        if estimates:
-            e = estimates[-1]
-            self.summary.setText(
+        self._stopped = False
+        self.session = session
+        if self.is_refreshing:
+            self._pending = session
+            return
+        self._start_refresh(session)
+
+    def _start_refresh(self, session) -> None:
+        self._pending = None
+        if self.refresh_worker is not None:
+            self.refresh_worker.deleteLater()      # the previous, finished one
+        cache = dict(self._summaries)              # a copy: the worker never shares our dict
+        previous = self.data                       # read only there; never changed in place
+        worker = JobWorker(lambda token: dashboard_job(session, token, cache, previous),
+                           name="dashboard", parent=self)
+        worker.returned.connect(self._apply)
+        worker.errored.connect(self._refresh_failed)
+        worker.finished.connect(self._refresh_finished)
+        self.refresh_worker = worker
+        self.refresh_runs += 1
+        worker.start()
+
+    def _refresh_failed(self, exc: Exception) -> None:
+        if not self._stopped:          # after shutdown the project may be closed under it
+            self._fail(f"dashboard refresh failed: {type(exc).__name__}: {exc}")
+
+    def _refresh_finished(self) -> None:
+        if self._pending is not None and not self._stopped:
+            self._start_refresh(self._pending)
+
+    def _apply(self, data: DashboardData) -> None:
+        if self._stopped:
+            return
+        self.data = data
+        self._summaries = data.summaries
+        self.plot.set_estimates(data.estimates, data.threshold)
+        self.counts_plot.set_counts(data.iterations, data.labelled_counts, data.predicted_counts)
+        self.entropy_plot.set_histogram(data.entropy_counts, data.scores_name)
+        self._show_candidates(data.candidates)
+        self.summary.setText(self._summary_text(data))
+        self._update_buttons()
+        self.refreshed.emit(data)
+
+    @staticmethod
+    def _summary_text(data: DashboardData) -> str:
+        parts = []
+        if data.estimates:
+            e = data.estimates[-1]
+            parts.append(
                 f"iteration {e['iteration']}: precision {e['precision']:.3f} "
                 f"(≥ {e['lower_bound']:.3f} at {e['confidence']:.0%}) on {e['sample_size']} "
-                f"spectra; threshold {session.method.precision_threshold:.2f}, "
-                f"hits {session.threshold_hits()}/{session.method.threshold_hits}")
-        try:
-            proba = session.latest_probabilities()
-        except ProjectError:
-            return
-        self.model.set_table(candidate_table(session.project.pool, proba,
-                                             session.store.oracle_labels()))
+                f"spectra; threshold {data.threshold:.2f}, "
+                f"hits {data.threshold_hits}/{data.hits_needed}")
+        if data.candidates is None:
+            parts.append(f"pool {data.pool_size}: not scored yet")
+        else:
+            parts.append(f"{len(data.candidates['pool_index'])} candidates in a pool of "
+                         f"{data.pool_size} ({data.scores_name})")
+        return " · ".join(parts)
+
+    def _show_candidates(self, table: dict | None) -> None:
+        """Show a new table, keeping the user's sort and filter (the proxy's, untouched by a
+        source reset) and the current row by pool_index if it is still a candidate."""
+        if table is not None and table is self.model.table:
+            return                                 # unchanged: no reset, no re-sort
+        keep = self.selected_pool_index()
+        scroll = self.table.verticalScrollBar().value()
+        self.model.set_table(table if table is not None
+                             else {c: np.array([]) for c in self.model.columns})
+        if keep is None or not self.select_pool_index(keep):
+            self.table.verticalScrollBar().setValue(scroll)
+
+    def selected_pool_index(self) -> int | None:
+        index = self.table.currentIndex()
+        if not index.isValid() or "pool_index" not in self.model.table:
+            return None
+        row = self.proxy.mapToSource(index).row()
+        return int(self.model.table["pool_index"][row]) if row >= 0 else None
+
+    def select_pool_index(self, pool_index: int) -> bool:
+        """Make the row of `pool_index` current (False if not a candidate or filtered out)."""
+        if "pool_index" not in self.model.table:
+            return False
+        rows = np.flatnonzero(np.asarray(self.model.table["pool_index"]) == pool_index)
+        if not rows.size:
+            return False
+        view = self.proxy.mapFromSource(self.model.index(int(rows[0]), 0))
+        if not view.isValid():
+            return False
+        self.table.setCurrentIndex(view)
+        self.table.scrollTo(view)
+        return True
+
+    # -- export ------------------------------------------------------------------------------
+    def choose_export(self, rejected: bool = False) -> JobWorker | None:
+        what = "rejected spectra" if rejected else "candidates"
+        start = ""
+        if self.session is not None:
+            start = str(self.session.project.folder / ("rejected.vot" if rejected
+                                                       else "candidates.vot"))
+        path, chosen = QFileDialog.getSaveFileName(self, f"Export the {what}", start,
+                                                   ";;".join(EXPORT_FILTERS))
+        if not path:
+            return None
+        if Path(path).suffix.lower() not in EXPORT_SUFFIXES:
+            path += EXPORT_FILTERS.get(chosen, ".vot")
+        return self.export_catalogue(Path(path), rejected)
+
+    def export_catalogue(self, path, rejected: bool = False) -> JobWorker | None:
+        """Write the candidates (or the rejected spectra) to `path` on a worker; the format
+        comes from the suffix (.vot/.xml VOTable, .csv, .ecsv). None if an export is running."""
+        if self.is_exporting:
+            return None
+        path = Path(path)
+        what = "rejected spectra" if rejected else "candidates"
+        if self.session is None:
+            self._fail(f"exporting the {what} to {path} failed: no project open")
+            return None
+        project = self.session.project
+        if self.export_worker is not None:
+            self.export_worker.deleteLater()
+        worker = JobWorker(call_job("export",
+                                    lambda: export_catalogue_file(project, path, rejected)),
+                           name="export", parent=self)
+        worker.returned.connect(self._exported)
+        worker.errored.connect(lambda exc: self._fail(
+            f"exporting the {what} to {path} failed: {type(exc).__name__}: {exc}"))
+        worker.finished.connect(self._update_buttons)
+        self.export_worker = worker
+        self.status.setText(f"exporting the {what} to {path}…")
+        worker.start()
+        self._update_buttons()
+        return worker
+
+    def _exported(self, result: dict) -> None:
+        self.status.setText(f"wrote {result['rows']} {result['table']} to {result['path']}")
+        self.exported.emit(result["path"])
+
+    def _update_buttons(self) -> None:
+        ready = self.session is not None and not self.is_exporting
+        self.export_button.setEnabled(ready)
+        self.export_rejected_button.setEnabled(ready)
+
+    def _fail(self, text: str) -> None:
+        self.status.setText(text)
+        self.failed.emit(text)
+
+    # -- shutdown ----------------------------------------------------------------------------
+    def shutdown(self, timeout_s: float = 30.0) -> bool:
+        """Cancel the running refresh and export and wait for their threads (window close).
+        True when every worker has ended. A later refresh() starts again."""
+        self._stopped = True
+        self._pending = None
+        self.session = None
+        ended = True
+        for worker in (self.refresh_worker, self.export_worker):
+            if worker is not None and worker.is_running:
+                worker.cancel()
+                ended = worker.wait(timeout_s) and ended
+        return ended
+
+    def closeEvent(self, event) -> None:          # the dashboard shown as a window of its own
+        self.shutdown()
+        super().closeEvent(event)

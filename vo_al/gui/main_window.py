@@ -27,8 +27,9 @@ from .dashboard import Dashboard
 from .labelling import LabellingView
 from .samp_panel import SampPanel
 from .settings_dialog import SettingsDialog
+from .step_jobs import step_job_factory
 from .sources_panel import SourcesPanel
-from .workers import EtaClock, JobWorker, call_job, format_eta
+from .workers import EtaClock, JobWorker, format_eta
 
 STEP_BUTTONS = ("train", "score", "query", "estimate", "finish")
 
@@ -42,20 +43,6 @@ def enabled_steps(session) -> set[str]:
     if step == steps.TRAIN and any(r.get("model_path") for r in session.store.iterations()):
         enabled.add("finish")       # the expert may stop the active phase early
     return enabled
-
-
-def with_device(job_method):
-    """A job that first reports the compute device (importing the backend on the worker thread,
-    never on the GUI thread), then runs `job_method(cancel)`."""
-
-    def factory(token):
-        from vo_al.core.model import describe_device
-
-        device = describe_device()
-        yield Progress("device", 1, 1, device, {"device": device})
-        return (yield from job_method(token))
-
-    return factory
 
 
 class TrainingPanel(QWidget):
@@ -142,6 +129,7 @@ class MainWindow(QMainWindow):
         self.labelling.labelled.connect(lambda *_: self.refresh())
         self.labelling.undone.connect(lambda *_: self.refresh())
         self.labelling.failed.connect(self.show_error)
+        self.dashboard.failed.connect(lambda text: self.status_label.setText(text))
         self.refresh()
         if self.prefs.problem:
             self.status_label.setText(self.prefs.problem)
@@ -290,7 +278,8 @@ class MainWindow(QMainWindow):
         if self.worker is not None and self.worker.is_running or self.sources.is_running:
             raise RuntimeError("a job is running: cancel it before changing project")
         if self.project is not None and self.project is not project:
-            self.crossmatch.shutdown()          # it may be reading the old project
+            self.crossmatch.shutdown()          # they may be reading the old project
+            self.dashboard.shutdown()
             self.project.close()
         self.project = project
         self.session = ActiveLearningSession(project)
@@ -303,14 +292,7 @@ class MainWindow(QMainWindow):
 
     # -- jobs ----------------------------------------------------------------------------------
     def job_factory(self, name: str):
-        s = self.session
-        if name in ("train", "score", "finish"):
-            return with_device(getattr(s, name))
-        if name == "query":
-            return call_job("query", s.query)
-        if name == "estimate":
-            return call_job("estimate", s.estimate)
-        raise ValueError(f"unknown step {name!r}")
+        return step_job_factory(self.session, name)
 
     def run_step(self, name: str) -> JobWorker | None:
         if self.session is None:
@@ -413,6 +395,7 @@ class MainWindow(QMainWindow):
         self.sources.shutdown(60)
         self.samp.shutdown()
         self.crossmatch.shutdown()
+        self.dashboard.shutdown()
         self.labelling.set_session(None)
         self.session = None
         if self.project is not None:
