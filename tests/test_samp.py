@@ -431,3 +431,19 @@ def test_cli_without_hub_is_an_error_not_a_hang(samp_lockfile):
     with pytest.raises(SampHubError):
         _cli(["samp", "status", "--timeout", "2"])
     assert time.monotonic() - t0 < 5
+
+
+def test_a_local_source_is_sent_as_a_file_url(tmp_path, monkeypatch):
+    """`vo-al ingest` records local paths; SPLAT-VO and TOPCAT need URLs."""
+    spec = tmp_path / "spec 1.fits"
+    spec.write_bytes(b"SIMPLE")
+    assert msgs.source_url(str(spec)) == spec.resolve().as_uri()
+    assert msgs.source_url(str(spec)).endswith("/spec%201.fits")
+    monkeypatch.chdir(tmp_path)
+    assert msgs.source_url("spec 1.fits") == spec.resolve().as_uri()      # relative: absolute
+    url = "http://127.0.0.1:8080/getproduct/spec-1.fits"
+    assert msgs.source_url(url) == url
+    with pytest.raises(SampMessageError, match="source"):
+        msgs.source_url("ftp://example.org/spec.fits")
+    with pytest.raises(SampMessageError, match="source"):
+        msgs.source_url("")

@@ -784,7 +784,7 @@ class SampLink:
         source = str(cand.get("source", "") or "")
         if source:
             try:
-                msgs.check_url(source, "source")
+                source = msgs.source_url(source)
                 plan.append((msgs.SPECTRUM_LOAD, lambda dest: self.send_spectrum(
                     source, cand.get("designation") or cand.get("name"), cand.get("ra"),
                     cand.get("dec"), dest, mode, timeout)))

@@ -9,6 +9,7 @@ client answers such a call with ``samp.error`` and carries on.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from urllib.parse import urlparse
 
 from .errors import SampMessageError
@@ -42,6 +43,15 @@ def check_url(url, what: str = "url") -> str:
     if any(ord(c) < 32 for c in url):
         raise SampMessageError(what, url, "contains control characters")
     return url
+
+
+def source_url(source) -> str:
+    """A pool row's source as a URL another tool can load: an access URL as it is, a local path
+    (what `vo-al ingest` records) as an absolute file:// URL. SampMessageError when neither."""
+    text = str(source or "").strip()
+    if text and "://" not in text and not text.lower().startswith("file:"):
+        text = Path(text).expanduser().resolve().as_uri()
+    return check_url(text, "source")
 
 
 def _fmt(value: float) -> str:

@@ -75,7 +75,9 @@ class LabellingView(QWidget):
             plot.getPlotItem().setMenuEnabled(False)
             plot.getAxis("bottom").enableAutoSIPrefix(False)
             for wl, name in ((HALPHA_VAC, "Hα"), (HEI_6678_VAC, "He I 6678")):
-                plot.addItem(pg.InfiniteLine(wl, angle=90, label=name,
+                # named in the window only: 114 Å apart they overlap on the whole spectrum
+                plot.addItem(pg.InfiniteLine(wl, angle=90,
+                                             label=name if plot is self.window_plot else None,
                                              pen=pg.mkPen("r", style=Qt.PenStyle.DashLine),
                                              labelOpts={"position": 0.9}))
         self.window_curve = self.window_plot.plot(pen=pg.mkPen("w", width=1.5))
