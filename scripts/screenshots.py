@@ -1,13 +1,16 @@
 #!/usr/bin/env python
 """Render screenshots of the vo-al main window into docs/screenshots/ (PNG).
 
+    xvfb-run -a .venv/bin/python scripts/screenshots.py --demo --display
     .venv/bin/python scripts/screenshots.py [PROJECT] [--out docs/screenshots] [--copy]
 
-With PROJECT (e.g. a demo project made by `vo-al demo`, or `vo-al simulate`'s
-simulation/project) the window opens it and each tab is captured; without it, or when the
-folder is not there, the empty window is captured. Runs offscreen (QT_QPA_PLATFORM=offscreen)
-unless a display is set and --display is given, e.g. under `xvfb-run -a`.
---copy opens a temporary copy of the project so that the original is left untouched.
+--demo builds the state worth showing in a temporary folder, through the core: a small synthetic
+demo project, one whole iteration answered by the simulated oracle (so the dashboard has an
+estimate), then the next iteration trained, scored and queried with a few spectra labelled (so
+the labelling view has a spectrum waiting); the cross-match runs on the shipped offline
+catalogues. With PROJECT the window opens it (a copy with --copy); without either, the empty
+window is captured. Runs offscreen unless --display is given (a real or Xvfb X server: the
+xcb platform, real fonts and window decorations drawn by Qt).
 """
 
 from __future__ import annotations
@@ -35,6 +38,39 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.replace("&", "").lower()).strip("-")
 
 
+def build_demo_state(workdir: Path) -> Path:
+    """A demo project in the middle of its second iteration (core calls only)."""
+    sys.path.insert(0, str(REPO))
+    from vo_al.core.progress import run_job
+    from vo_al.core.session import ActiveLearningSession
+    from vo_al.core.simulate import advance_iteration, demo_config, demo_settings, prepare
+
+    settings = demo_settings()
+    settings.method.batch_size = 30
+    settings.method.precision_sample = 20
+    settings.method.max_epochs = 6
+    project, oracle = run_job(prepare(workdir, demo_config(n_train=600, n_pool=3000, workers=1),
+                                      settings))
+    session = ActiveLearningSession(project)
+    run_job(advance_iteration(session, oracle))          # train, score, query, label, estimate
+    run_job(session.train())
+    run_job(session.score())
+    session.query()
+    for item in session.pending()[:3]:
+        session.label(item.pool_index, oracle(item.pool_index))
+    project.close()
+    return workdir / "project"
+
+
+def _wait(app, done, timeout: float = 300.0) -> None:
+    end = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > end:
+            raise TimeoutError("the window did not finish in time")
+        app.processEvents()
+        time.sleep(0.02)
+
+
 def render(project: Path | None, out: Path, size=(1100, 850), settle: float = 1.5) -> list[Path]:
     from PyQt6.QtWidgets import QApplication
 
@@ -55,9 +91,17 @@ def render(project: Path | None, out: Path, size=(1100, 850), settle: float = 1.
         window.grab().save(str(path), "PNG")
         written.append(path)
     else:
+        _wait(app, lambda: not window.dashboard.is_refreshing)
+        panel = window.crossmatch
+        panel.set_source("file")                  # the shipped offline catalogues
+        if panel.run() is not None:
+            _wait(app, lambda: not panel.is_running)
+        window.labelling.setFocus()
         for index in range(window.tabs.count()):
             window.tabs.setCurrentIndex(index)
             _settle(app, settle)
+            if window.tabs.currentWidget() is window.labelling:
+                _wait(app, lambda: "loading" not in window.labelling.full_plot.plotItem.titleLabel.text)
             path = out / f"main-window-{_slug(window.tabs.tabText(index))}.png"
             window.grab().save(str(path), "PNG")
             written.append(path)
@@ -73,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("project", nargs="?", type=Path, help="project folder to open")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    parser.add_argument("--demo", action="store_true",
+                        help="build a demo project mid-iteration in a temporary folder and open it")
     parser.add_argument("--copy", action="store_true",
                         help="open a temporary copy of PROJECT (the original is not touched)")
     parser.add_argument("--display", action="store_true",
@@ -90,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no vo-al project at {project}: capturing the empty window", file=sys.stderr)
         project = None
     with tempfile.TemporaryDirectory(prefix="vo-al-shots-") as tmp:
-        if project is not None and args.copy:
+        if args.demo:
+            project = build_demo_state(Path(tmp) / "demo")
+        elif project is not None and args.copy:
             copy = Path(tmp) / project.name
             shutil.copytree(project, copy)
             project = copy

@@ -14,15 +14,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${VO_AL_NO_DACHS:-0
 fi
 # Shared libraries the PyQt6 wheels load even offscreen (present on most desktops; not always
 # on a minimal server image)
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    qt_libs="libegl1 libgl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3"
-    missing=$(for p in $qt_libs; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
-    if [ -n "$missing" ]; then
-        apt-get -o DPkg::Lock::Timeout=900 install -y -q $missing >/dev/null \
-            || { apt-get -o DPkg::Lock::Timeout=900 update -q >/dev/null \
-                 && apt-get -o DPkg::Lock::Timeout=900 install -y -q $missing >/dev/null; }
-    fi
-fi
+scripts/qt-libs.sh offscreen
 
 # The desktop SAMP stack (JSAMP, TOPCAT, Aladin, Xvfb) for tests/test_samp*.py (idempotent)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${VO_AL_NO_SAMP_APPS:-0}" != 1 ]; then
