@@ -25,7 +25,8 @@ def candidate_table(pool, proba: np.ndarray, oracle: dict) -> dict:
     predicted = predicted_classes(proba)
     is_candidate = np.isin(predicted, TARGET_CLASSES)
     classes = predicted.astype(np.int64)
-    origin = np.full(len(predicted), "predicted", dtype=object)
+    # fixed-width str arrays, not object arrays: the app sorts and filters them with numpy
+    origin = np.full(len(predicted), "predicted", dtype="U9")
     if oracle:
         index = np.fromiter(oracle, dtype=np.int64)
         labels = np.array([oracle[i] for i in index], dtype=np.int64)
@@ -38,7 +39,7 @@ def candidate_table(pool, proba: np.ndarray, oracle: dict) -> dict:
     return {
         "pool_index": rows, "name": meta["name"], "designation": meta["designation"],
         "ra": meta["ra"], "dec": meta["dec"],
-        "class": np.array([CLASS_NAMES[c] for c in classes[rows]], dtype=object),
+        "class": np.asarray(CLASS_NAMES)[classes[rows]],
         "origin": origin[rows], "p_non_target": p[:, 0], "p_single": p[:, 1],
         "p_double": p[:, 2], "snr": meta["snr"], "source": meta["source"],
     }

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QSortFilterProxyModel, Qt, pyqtSignal
+from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout,
                              QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
                              QTableView, QVBoxLayout, QWidget)
@@ -28,6 +28,7 @@ from vo_al.core.crossmatch_job import (ALL, SHIPPED_H16, SHIPPED_SIMBAD_LIKE, SI
 from vo_al.core.errors import ParameterError
 from vo_al.core.progress import Progress
 
+from .array_proxy import ArraySortFilterProxy
 from .dashboard import ColumnTableModel
 from .workers import JobWorker, call_job
 
@@ -113,9 +114,8 @@ class CrossmatchPanel(QWidget):
         self.groups_label = QLabel("")
         self.groups_label.setWordWrap(True)
         self.model = ColumnTableModel(columns=("pool_index", "name", "designation", "ra", "dec"))
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = ArraySortFilterProxy(self)      # numpy sorts: header clicks call sort()
         self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(Qt.ItemDataRole.UserRole)
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)

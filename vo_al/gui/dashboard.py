@@ -1,6 +1,8 @@
 """Dashboard: the precision estimate per iteration (with its lower bound and the threshold), the
 class counts per iteration (labelled set and pool predictions), the entropy histogram of the pool,
 the candidates table (sortable, filterable, searchable) and the catalogue export buttons.
+The table sorts and filters with numpy (`array_proxy.ArraySortFilterProxy`): hundreds of
+thousands of candidates re-sort or re-filter without a Python call per row.
 
 Everything the dashboard shows is built by one core job, `core.dashboard_data.dashboard_job`, on
 a `JobWorker` (passes over memory-mapped score files of millions of rows never run on the GUI
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, pyqtSignal
+from PyQt6.QtCore import QAbstractTableModel, QModelIndex, Qt, pyqtSignal
 from PyQt6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
                              QPushButton, QTableView, QVBoxLayout, QWidget)
 
@@ -22,6 +24,7 @@ from vo_al.core.dashboard_data import (ENTROPY_BINS, N_CLASSES, DashboardData, d
                                        entropy_edges, export_catalogue_file)
 from vo_al.core.settings import CLASS_NAMES
 
+from .array_proxy import ArraySortFilterProxy
 from .workers import JobWorker, call_job
 
 # the catalogue formats the export dialog offers (write_catalogue picks the format by suffix)
@@ -59,7 +62,7 @@ class ColumnTableModel(QAbstractTableModel):
             if isinstance(value, (float, np.floating)):
                 return f"{value:.4g}"
             return str(value)
-        if role == Qt.ItemDataRole.UserRole:       # the raw value, for numeric sorting
+        if role == Qt.ItemDataRole.UserRole:       # the raw value
             return value.item() if isinstance(value, np.generic) else value
         return None
 
@@ -188,16 +191,15 @@ class Dashboard(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.filter = QLineEdit()
-        self.filter.setPlaceholderText("filter candidates (any column)")
+        # numbers are not searched: a substring of '0.1234' is no way to find candidates
+        self.filter.setPlaceholderText("filter candidates (text columns: name, designation, "
+                                       "class, origin, source)")
         self.filter.setClearButtonEnabled(True)
         self.export_button = QPushButton("Export candidates…")
         self.export_rejected_button = QPushButton("Export rejected…")
         self.model = ColumnTableModel()
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = ArraySortFilterProxy(self)      # header clicks call its sort()
         self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(Qt.ItemDataRole.UserRole)
-        self.proxy.setFilterKeyColumn(-1)
-        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.table = QTableView()
         self.table.setModel(self.proxy)

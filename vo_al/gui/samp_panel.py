@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 from PyQt6.QtCore import QItemSelection, QItemSelectionModel, QObject, pyqtSignal
 from PyQt6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QTableView, QTreeWidget,
                              QTreeWidgetItem, QVBoxLayout, QWidget)
@@ -242,33 +243,48 @@ class SampPanel(QWidget):
             self._update_buttons()
 
     def select_rows(self, rows) -> None:
-        """Select candidates-model rows in the table (without sending them back)."""
+        """Select candidates-model rows in the table (without sending them back). Rows hidden by
+        the filter are left out; consecutive view rows become one selection range (a TOPCAT
+        subset may be thousands of rows)."""
         if self.table is None or self.model is None:
             return
-        indexes = []
-        for r in rows:
-            if not 0 <= int(r) < self.model.rowCount():
-                continue
-            index = self.model.index(int(r), 0)
-            if self.proxy is not None:
-                index = self.proxy.mapFromSource(index)
-            if index.isValid():                 # hidden by the filter: left out
-                indexes.append(index)
-        if not indexes:
+        view_rows = self._view_rows(rows)
+        shown = view_rows[view_rows >= 0]
+        if not shown.size:
             return
+        view_model = self.proxy if self.proxy is not None else self.model
+        ordered = np.unique(shown)
+        breaks = np.flatnonzero(np.diff(ordered) != 1)
+        starts, ends = ordered[np.r_[0, breaks + 1]], ordered[np.r_[breaks, ordered.size - 1]]
         sel = self.table.selectionModel()
         flags = QItemSelectionModel.SelectionFlag
         self._from_samp = True
         try:
             selection = QItemSelection()
-            for index in indexes:
-                selection.select(index, index)
+            for first, last in zip(starts.tolist(), ends.tolist()):
+                selection.select(view_model.index(first, 0), view_model.index(last, 0))
             sel.select(selection, flags.ClearAndSelect | flags.Rows)
-            sel.setCurrentIndex(indexes[0], flags.Current | flags.Rows)
-            self.table.scrollTo(indexes[0])
+            current = view_model.index(int(shown[0]), 0)
+            sel.setCurrentIndex(current, flags.Current | flags.Rows)
+            self.table.scrollTo(current)
         finally:
             self._from_samp = False
         self.row_selected.emit(int(rows[0]))
+
+    def _view_rows(self, rows) -> np.ndarray:
+        """The view rows of candidates-model `rows`, in their order (-1: hidden or no row)."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        rows = np.where((rows >= 0) & (rows < self.model.rowCount()), rows, -1)
+        if self.proxy is None:
+            return rows
+        if hasattr(self.proxy, "map_rows_from_source"):     # ArraySortFilterProxy: vectorised
+            return self.proxy.map_rows_from_source(rows)
+        out = np.full(rows.shape, -1, dtype=np.int64)
+        for i, r in enumerate(rows.tolist()):
+            if r >= 0:
+                index = self.proxy.mapFromSource(self.model.index(r, 0))
+                out[i] = index.row() if index.isValid() else -1
+        return out
 
     def _show_clients(self, clients: list) -> None:
         self.clients.clear()
