@@ -92,8 +92,7 @@ def render(project: Path | None, out: Path, size=(1100, 850), settle: float = 1.
         written.append(path)
     else:
         _wait(app, lambda: not window.dashboard.is_refreshing)
-        panel = window.crossmatch
-        panel.set_source("file")                  # the shipped offline catalogues
+        panel = window.crossmatch               # the demo's own catalogues (offline)
         if panel.run() is not None:
             _wait(app, lambda: not panel.is_running)
         window.labelling.setFocus()
@@ -123,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="open a temporary copy of PROJECT (the original is not touched)")
     parser.add_argument("--display", action="store_true",
                         help="use the current $DISPLAY (e.g. under xvfb-run) instead of offscreen")
-    parser.add_argument("--width", type=int, default=1100)
-    parser.add_argument("--height", type=int, default=850)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=1000)
     args = parser.parse_args(argv)
 
     if not args.display:

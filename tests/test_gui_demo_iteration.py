@@ -69,6 +69,10 @@ def test_a_whole_demo_iteration_through_the_window(window, qtbot, tmp_path, pyvo
     # a tiny model: the demo's method, fewer epochs and smaller batches
     w.project.change_settings({"max_epochs": "2", "batch_size": "12", "precision_sample": "8"})
     truth = SimulatedOracle(tmp_path / "demo" / "data" / "pool" / "truth.csv", w.project.pool)
+    # the cross-match tab offers the demo's own sky (offline) rather than the shipped files
+    assert w.crossmatch.source.currentData() == "file"
+    assert w.crossmatch.catalogue.text().startswith(str(w.project.folder / "catalogues"))
+    assert w.crossmatch.h16.text().startswith(str(w.project.folder / "catalogues"))
 
     for name in ("train", "score", "query"):
         step(qtbot, w, name)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write_text
+from .demo_catalogues import write_demo_catalogues
 from .errors import ProjectError
 from .oracle import SimulatedOracle
 from .progress import CancelToken, Job, Progress
@@ -137,7 +138,10 @@ def prepare(workdir: Path, config: SimulationConfig, settings: ProjectSettings |
 
     yield from ingest_folder(project.pool, pool_dir, settings=project.settings.preprocess,
                              workers=config.workers, cancel=cancel)
-    return project, SimulatedOracle(pool_dir / "truth.csv", project.pool)
+    oracle = SimulatedOracle(pool_dir / "truth.csv", project.pool)
+    # the demo's own sky in SIMBAD-like and H16-like catalogues, for an offline cross-match
+    write_demo_catalogues(project.folder, project.pool, oracle.labels, config.seed)
+    return project, oracle
 
 
 def run_baseline(project, oracle: SimulatedOracle, cancel: CancelToken | None = None) -> Job[dict]:

@@ -19,17 +19,19 @@ import pyqtgraph as pg
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout,
                              QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
-                             QTableView, QVBoxLayout, QWidget)
+                             QVBoxLayout, QWidget)
 
 from vo_al.core import crossmatch as xm
 from vo_al.core.crossmatch_job import (ALL, SHIPPED_H16, SHIPPED_SIMBAD_LIKE, SIMBAD_SOURCES,
                                        CrossmatchRun, CrossmatchSettings, crossmatch_job,
                                        describe_groups, export_job)
+from vo_al.core.demo_catalogues import project_catalogues
 from vo_al.core.errors import ParameterError
 from vo_al.core.progress import Progress
 
 from .array_proxy import ArraySortFilterProxy
 from .dashboard import ColumnTableModel
+from .table_view import catalogue_table_view
 from .workers import JobWorker, call_job
 
 class RadiusScanPlot(pg.PlotWidget):
@@ -37,7 +39,9 @@ class RadiusScanPlot(pg.PlotWidget):
         super().__init__(parent, title="radius scan")
         self.setLabel("bottom", "radius (arcsec)")
         self.setLabel("left", "count")
-        self.addLegend()
+        self.getAxis("left").enableAutoSIPrefix(False)        # counts, not "x0.001"
+        self.setLimits(yMin=0)
+        self.addLegend(offset=(-10, 10), brush=(0, 0, 0, 160))
         self.matched_curve = self.plot(pen="g", symbol="o", name="candidates with a match")
         self.pairs_curve = self.plot(pen=pg.mkPen("y", style=Qt.PenStyle.DashLine), symbol="s",
                                      name="objects within the radius")
@@ -116,10 +120,7 @@ class CrossmatchPanel(QWidget):
         self.model = ColumnTableModel(columns=("pool_index", "name", "designation", "ra", "dec"))
         self.proxy = ArraySortFilterProxy(self)      # numpy sorts: header clicks call sort()
         self.proxy.setSourceModel(self.model)
-        self.table = QTableView()
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.table = catalogue_table_view(self.proxy)
         self.plot = RadiusScanPlot()
 
         grid = QGridLayout()
@@ -172,6 +173,18 @@ class CrossmatchPanel(QWidget):
         if index < 0:
             raise ParameterError("SIMBAD source", key, ", ".join(k for k, _ in SIMBAD_SOURCES))
         self.source.setCurrentIndex(index)
+
+    def use_project_catalogues(self, project_folder) -> bool:
+        """Choose the catalogues a project's `catalogues/` folder holds (the demo writes its own
+        sky there); True when it had any. The user can still change them."""
+        found = project_catalogues(project_folder)
+        if "simbad" in found:
+            self.catalogue.setText(str(found["simbad"]))
+            self.set_source("file")
+        if "h16" in found:
+            self.h16.setText(str(found["h16"]))
+            self.h16_enabled.setChecked(True)
+        return bool(found)
 
     def _source_changed(self, *_):
         key = self.source.currentData()

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QAbstractTableModel, QModelIndex, Qt, pyqtSignal
-from PyQt6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
-                             QPushButton, QTableView, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                             QVBoxLayout, QWidget)
 
 from vo_al.core.candidates import COLUMNS
 from vo_al.core.dashboard_data import (ENTROPY_BINS, N_CLASSES, DashboardData, dashboard_job,
@@ -25,6 +25,7 @@ from vo_al.core.dashboard_data import (ENTROPY_BINS, N_CLASSES, DashboardData, d
 from vo_al.core.settings import CLASS_NAMES
 
 from .array_proxy import ArraySortFilterProxy
+from .table_view import catalogue_table_view
 from .workers import JobWorker, call_job
 
 # the catalogue formats the export dialog offers (write_catalogue picks the format by suffix)
@@ -80,7 +81,7 @@ class PrecisionPlot(pg.PlotWidget):
         self.setYRange(0, 1.05)
         self.getAxis("bottom").enableAutoSIPrefix(False)
         self.getAxis("bottom").setTickSpacing(1, 1)
-        self.addLegend()
+        self.addLegend(offset=(10, -10), brush=(0, 0, 0, 160))     # bottom left: above is 0.8
         self.precision_curve = self.plot(pen="g", symbol="o", name="precision")
         self.lower_curve = self.plot(pen=pg.mkPen("y", style=Qt.PenStyle.DashLine), symbol="t",
                                      name="lower bound")
@@ -107,21 +108,22 @@ class ClassCountsPlot(pg.PlotWidget):
     outnumber its double-peak stars by orders of magnitude."""
 
     def __init__(self, parent=None):
-        super().__init__(parent, title="class counts per iteration")
+        super().__init__(parent, title="class counts: labelled (solid), predicted (dashed)")
         self.setLabel("bottom", "iteration")
         self.setLabel("left", "spectra")
         self.setLogMode(y=True)
         self.getAxis("bottom").enableAutoSIPrefix(False)
         self.getAxis("bottom").setTickSpacing(1, 1)
-        self.addLegend()
+        # one legend entry per class (the colour); the line style is in the title
+        self.addLegend(offset=(-10, 10), brush=(0, 0, 0, 160))
         self.labelled_curves, self.predicted_curves = [], []
         for name, colour in zip(CLASS_NAMES, CLASS_COLOURS):
             self.labelled_curves.append(self.plot(
                 pen=pg.mkPen(colour, width=2), symbol="o", symbolBrush=colour,
-                name=f"labelled {name}", connect="finite"))
+                name=name, connect="finite"))
             self.predicted_curves.append(self.plot(
                 pen=pg.mkPen(colour, style=Qt.PenStyle.DashLine), symbol="t", symbolBrush=colour,
-                name=f"predicted {name}", connect="finite"))
+                connect="finite"))
         self.iterations = np.array([], dtype=np.int64)
         self.labelled = np.empty((0, N_CLASSES))
         self.predicted = np.empty((0, N_CLASSES))
@@ -201,10 +203,7 @@ class Dashboard(QWidget):
         self.proxy = ArraySortFilterProxy(self)      # header clicks call its sort()
         self.proxy.setSourceModel(self.model)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
-        self.table = QTableView()
-        self.table.setModel(self.proxy)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSortingEnabled(True)
+        self.table = catalogue_table_view(self.proxy)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
 
         plots = QHBoxLayout()

@@ -287,6 +287,7 @@ class MainWindow(QMainWindow):
         self.save_preferences()
         self.setWindowTitle(f"vo-al — {project.folder}")
         self.labelling.set_session(self.session)
+        self.crossmatch.use_project_catalogues(project.folder)
         self.dashboard.refresh(self.session)
         self.refresh()
 

@@ -20,8 +20,7 @@ import numpy as np
 from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                              QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar,
-                             QPushButton, QSpinBox, QTableView, QTabWidget, QVBoxLayout,
-                             QWidget)
+                             QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from vo_al.core import session as steps
 from vo_al.core.errors import ParameterError
@@ -31,6 +30,7 @@ from vo_al.core.vo_services import (SSAP, TAP, VOService, default_services, load
                                     resolve_service)
 
 from .dashboard import ColumnTableModel
+from .table_view import catalogue_table_view
 from .workers import EtaClock, JobWorker, format_eta
 
 ARCMIN_PER_DEG = 60.0
@@ -315,8 +315,7 @@ class SourcesPanel(QWidget):
         self.progress.setValue(0)
         self.progress_text = QLabel("")
         self.model = ColumnTableModel(columns=["(no result yet)"])
-        self.table = QTableView()
-        self.table.setModel(self.model)
+        self.table = catalogue_table_view(self.model, sortable=False)
 
         buttons = QHBoxLayout()
         for b in (self.search_button, self.harvest_button, self.folder_button,
