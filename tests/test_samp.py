@@ -447,3 +447,27 @@ def test_a_local_source_is_sent_as_a_file_url(tmp_path, monkeypatch):
         msgs.source_url("ftp://example.org/spec.fits")
     with pytest.raises(SampMessageError, match="source"):
         msgs.source_url("")
+
+
+def test_a_refused_highlight_is_asked_once_more(link, pyvo_hub):
+    """Like TOPCAT: the table is acknowledged, but the first highlight finds no such table."""
+    link.connect()
+    link.set_candidates(candidate_columns())
+    asked = []
+
+    def topcat_like(mtype, params):
+        if mtype == "table.highlight.row":
+            asked.append(params["row"])
+            if len(asked) == 1:
+                return "samp.error", {}, f"No table with id {params['table-id']}"
+        return "samp.ok", {}, ""
+
+    tool = Receiver("topcat-like", ["table.load.votable", "table.highlight.row"],
+                    answer=topcat_like)
+    try:
+        link.send_table(to="topcat-like")
+        out = link.send_candidate(2)
+        assert asked == ["2", "2"]
+        assert [r.status for r in out["table.highlight.row"]] == ["samp.ok"]
+    finally:
+        tool.close()

@@ -44,6 +44,7 @@ from .errors import (SampClientNotFound, SampError, SampHubError, SampMessageErr
 log = logging.getLogger("vo_al.samp")
 
 OK, WARNING, ERROR = "samp.ok", "samp.warning", "samp.error"
+HIGHLIGHT_RETRY_S = 0.5       # TOPCAT lists a table it acknowledged within ~0.1-0.3 s
 #: what vo-al subscribes to
 SUBSCRIPTIONS = (msgs.TABLE_HIGHLIGHT, msgs.TABLE_SELECT, msgs.POINT_AT_SKY, msgs.PING,
                  "samp.hub.event.shutdown", "samp.hub.disconnect", "samp.hub.event.register",
@@ -790,8 +791,10 @@ class SampLink:
                     cand.get("dec"), dest, mode, timeout)))
             except SampMessageError as exc:
                 log.info("candidate %s: spectrum not sent (%s)", row, exc)
-        plan.append((msgs.TABLE_HIGHLIGHT, lambda dest: self.highlight(int(row), dest, mode,
-                                                                       timeout)))
+        def highlight(dest):
+            return self.highlight(int(row), dest, mode, timeout)
+
+        plan.append((msgs.TABLE_HIGHLIGHT, highlight))
         dests = None if to is None else self.find_peers(to)
         for mtype, action in plan:
             if dests is None:
@@ -800,7 +803,21 @@ class SampLink:
                 takers = [p.id for p in dests if p.subscribes(mtype)]
                 if takers:
                     out[mtype] = action(takers)
+        out = self._retry_refused_highlight(out, highlight)
         self.current_row = int(row)
+        return out
+
+    def _retry_refused_highlight(self, out: dict, highlight) -> dict:
+        """TOPCAT answers samp.ok to table.load.votable before the table is in its list, so
+        a highlight right after the table was sent is refused ("no such table"): ask the
+        refusing clients once more after a moment (the table is loaded by then)."""
+        replies = out.get(msgs.TABLE_HIGHLIGHT, [])
+        refused = [r.client_id for r in replies if r.status == ERROR]
+        if not refused:
+            return out
+        time.sleep(HIGHLIGHT_RETRY_S)
+        again = {r.client_id: r for r in highlight(refused)}
+        out[msgs.TABLE_HIGHLIGHT] = [again.get(r.client_id, r) for r in replies]
         return out
 
     def set_current(self, row: int, to=None) -> list[SampReply]:
