@@ -121,6 +121,7 @@ class CrossmatchPanel(QWidget):
         self.proxy = ArraySortFilterProxy(self)      # numpy sorts: header clicks call sort()
         self.proxy.setSourceModel(self.model)
         self.table = catalogue_table_view(self.proxy)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.plot = RadiusScanPlot()
 
         grid = QGridLayout()
