@@ -118,3 +118,24 @@ def test_steps_out_of_order_are_refused(project):
         s.query()
     with pytest.raises(ProjectError, match="next step is 'train'"):
         run_job(s.score())
+
+
+def test_the_pool_grows_only_between_iterations(project, tmp_path, capsys):
+    """Scores cover the pool as it was when scored: `vo-al ingest` refuses to add spectra
+    mid-iteration (the app's Data sources tab asks the same question)."""
+    from vo_al.cli import main
+    from vo_al.core.synthetic import make_pool
+
+    project, _ = project
+    session = ActiveLearningSession(project)
+    assert session.why_pool_is_fixed() is None              # before the first training
+    run_job(session.train())
+    reason = session.why_pool_is_fixed()
+    assert "'score'" in reason
+    files = tmp_path / "more"
+    make_pool(files, 5, seed=3)
+    n = len(project.pool)
+    assert main(["ingest", str(project.folder), str(files)]) == 2
+    assert "between iterations" in capsys.readouterr().err
+    project.pool.refresh()
+    assert len(project.pool) == n

@@ -85,7 +85,8 @@ def cmd_import_training(args):
 def cmd_ingest(args):
     from .core.pool import ingest_folder
 
-    project, _ = _open(args)
+    project, session = _open(args)
+    session.require_pool_may_grow()
     report = _run(ingest_folder(project.pool, Path(args.folder),
                                 settings=project.settings.preprocess, workers=args.workers))
     print(f"added {report.added}, skipped {report.skipped} already in the pool, "

@@ -88,8 +88,10 @@ def cmd_harvest(args):
 
     from .core.harvest import harvest, harvest_table, project_harvest_folder
     from .core.project import Project
+    from .core.session import ActiveLearningSession
 
     project = Project.open(args.project)
+    ActiveLearningSession(project).require_pool_may_grow()
     folder = Path(args.harvest_dir) if args.harvest_dir else project_harvest_folder(args.project)
     common = dict(settings=project.settings.preprocess, workers=args.workers,
                   retries=args.retries)

@@ -80,6 +80,26 @@ class ActiveLearningSession:
             return FINISH
         return TRAIN     # of the next iteration
 
+    def why_pool_is_fixed(self) -> str | None:
+        """Why spectra cannot join the pool now, or None when they can (between iterations).
+
+        Once an iteration's model is trained, its scores and the query drawn from them describe
+        the pool as it was: rows added then would have no scores and shift nothing, but the
+        scores array would no longer match the pool."""
+        step = self.next_step()
+        if step == TRAIN:
+            return None
+        if step == DONE:
+            return "the active phase is finished (candidates written): the pool is final"
+        return (f"spectra can join the pool only between iterations (next step is '{step}', "
+                f"not 'train'): iteration {self.iteration}'s model and scores cover the pool as "
+                f"it is; finish the iteration first")
+
+    def require_pool_may_grow(self) -> None:
+        reason = self.why_pool_is_fixed()
+        if reason is not None:
+            raise ProjectError(f"{self.project.folder}: {reason}")
+
     def _require(self, step: str) -> None:
         current = self.next_step()
         if current != step:

@@ -22,7 +22,6 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, 
                              QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar,
                              QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
-from vo_al.core import session as steps
 from vo_al.core.errors import ParameterError
 from vo_al.core.harvest import project_harvest_folder
 from vo_al.core.progress import Progress
@@ -43,14 +42,7 @@ def pool_gate(session) -> str | None:
     """Why rows cannot be added to the session's pool now, or None when they can."""
     if session is None:
         return "open a project first: harvested or ingested spectra go into its pool"
-    step = session.next_step()
-    if step == steps.TRAIN:
-        return None
-    if step == steps.DONE:
-        return "the active phase is finished (candidates written): the pool is final"
-    return (f"spectra can join the pool only between iterations (next step is '{step}', not "
-            f"'train'): iteration {session.iteration}'s model and scores cover the pool as it "
-            f"is; finish the iteration first")
+    return session.why_pool_is_fixed()
 
 
 # ---------------------------------------------------------------- display of a result table
