@@ -328,3 +328,15 @@ def test_app_main_opens_the_project_and_returns(tmp_path, qapp, no_leaks):
     QTimer.singleShot(0, close_windows)
     assert main([str(folder)]) == 0
     assert seen == [folder]
+
+
+def test_no_display_is_a_clear_error_not_an_abort(tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    run = subprocess.run([sys.executable, "-m", "vo_al.cli", "gui"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "no display" in run.stderr and "xvfb-run" in run.stderr
