@@ -1,8 +1,9 @@
 """Run a job in a child process, so that its C++ work cannot stall this process.
 
-Keras/TensorFlow build and trace the train step in C++ code that holds the GIL for a quarter of
-a second at the start of every training; on a worker thread of the desktop app that freezes the
-event loop (benchmarks/bench_gui_stall.py). No thread can avoid it; a child process can.
+Keras/TensorFlow build and trace the train step, and load a model for its first prediction, in
+C++ code that holds the GIL for up to a few hundred milliseconds; on a worker thread of the
+desktop app that freezes the event loop (benchmarks/bench_gui_stall.py). No thread can avoid it;
+a child process can.
 
 `run_in_process(target, *args, stage=..., cancel=token)` is itself a job: it starts a child
 ("spawn": never fork a parent that has Qt and threads), runs `target(*args, cancel=child_token)`
@@ -16,9 +17,9 @@ child's type name and traceback). Cancelling the parent's token tells the child 
 The child reports through a one-way Pipe rather than a Queue: no feeder thread that could lose
 the last message, and the parent can wait on the pipe and the child's exit sentinel together.
 
-`train_project`, `score_project` and `finish_project` are the targets the desktop app runs this way: they open the
-project afresh in the child. The session store is SQLite in WAL mode, so the parent's open
-project reads the child's commits as soon as the job returns.
+`train_project`, `score_project` and `finish_project` are the targets the desktop app runs this
+way: they open the project afresh in the child. The session store is SQLite in WAL mode, so the
+parent's open project reads the child's commits as soon as the job returns.
 """
 
 from __future__ import annotations
