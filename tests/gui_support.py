@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 
+import pytest
+
 from PyQt6.QtCore import QCoreApplication, QEvent
 from PyQt6.QtWidgets import QApplication
 
@@ -40,3 +42,40 @@ def flush_deletes() -> None:
     QCoreApplication.processEvents()
     gc.collect()
     QCoreApplication.processEvents()
+
+
+def assert_no_leaks(before: set) -> None:
+    """Fails when a top-level widget made since `before` (top_level_widgets()) is still alive:
+    shown, or parentless and so owned by nobody (pyqtgraph's menus of a window kept alive)."""
+    flush_deletes()
+    leaked = [w for w in top_level_widgets() - before if w.isVisible() or w.parent() is None]
+    assert not leaked, f"leaked widgets: {leaked}"
+
+
+@pytest.fixture
+def no_leaks(qapp):
+    """Fails the test when a top-level widget it made is still alive after it."""
+    before = top_level_widgets()
+    yield
+    assert_no_leaks(before)
+
+
+@pytest.fixture
+def window(qtbot, qapp):
+    """A shown main window with no project, as `[window]`: the list is emptied at teardown
+    (pytest keeps fixture values until later), then the window is closed, deleted and
+    leak-checked."""
+    from vo_al.gui.main_window import MainWindow
+
+    before = top_level_widgets()
+    w = MainWindow()
+    w.resize(1100, 850)
+    w.show()
+    qtbot.waitExposed(w)
+    held = [w]
+    yield held
+    w.close()
+    w.deleteLater()
+    held.clear()
+    del w
+    assert_no_leaks(before)

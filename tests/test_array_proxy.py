@@ -17,7 +17,7 @@ from PyQt6.QtCore import (QItemSelectionModel, QModelIndex, QPoint, QStringListM
                           Qt)
 from PyQt6.QtWidgets import QAbstractItemView, QTableView  # noqa: E402
 
-from gui_support import flush_deletes, top_level_widgets  # noqa: E402
+from gui_support import assert_no_leaks, flush_deletes, top_level_widgets  # noqa: E402
 from vo_al.core.candidates import COLUMNS  # noqa: E402
 from vo_al.gui.array_proxy import ArraySortFilterProxy, fold_case  # noqa: E402
 from vo_al.gui.dashboard import ColumnTableModel  # noqa: E402
@@ -80,9 +80,7 @@ def view(qtbot, qapp):
     table.deleteLater()
     held.clear()
     del table
-    flush_deletes()
-    leaked = [w for w in top_level_widgets() - before if w.isVisible() or w.parent() is None]
-    assert not leaked, f"leaked widgets: {leaked}"
+    assert_no_leaks(before)
 
 
 def view_order(proxy) -> list[int]:

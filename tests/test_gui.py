@@ -17,7 +17,7 @@ pytest.importorskip("pytestqt")
 
 from PyQt6.QtCore import Qt, QTimer  # noqa: E402
 
-from gui_support import flush_deletes, make_project, top_level_widgets  # noqa: E402
+from gui_support import make_project, no_leaks  # noqa: E402,F401
 from vo_al.core.progress import Progress  # noqa: E402
 from vo_al.gui.labelling import PRECISION_BANNER, QUERY_BANNER  # noqa: E402
 from vo_al.gui.main_window import MainWindow  # noqa: E402
@@ -26,15 +26,6 @@ from vo_al.gui.workers import EtaClock, JobWorker, format_eta  # noqa: E402
 JOB_TIMEOUT_MS = 120_000
 KEYS = {0: Qt.Key.Key_1, 1: Qt.Key.Key_2, 2: Qt.Key.Key_3}
 
-
-@pytest.fixture
-def no_leaks(qapp):
-    """Fails the test when a top-level widget it made is still alive after it."""
-    before = top_level_widgets()
-    yield
-    flush_deletes()
-    leaked = [w for w in top_level_widgets() - before if w.isVisible() or w.parent() is None]
-    assert not leaked, f"leaked widgets: {leaked}"
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ pytest.importorskip("pytestqt")
 
 from PyQt6.QtCore import QItemSelectionModel, Qt  # noqa: E402
 
-from gui_support import flush_deletes, tiny_settings, top_level_widgets  # noqa: E402
+from gui_support import assert_no_leaks, flush_deletes, tiny_settings, top_level_widgets  # noqa: E402
 from session_fixtures import profile_rows  # noqa: E402
 from vo_al.core import crossmatch as xm  # noqa: E402
 from vo_al.core.progress import CancelToken, run_job  # noqa: E402
@@ -147,9 +147,7 @@ def panel(qtbot, qapp, project):
     p.deleteLater()
     held.clear()
     del p
-    flush_deletes()
-    leaked = [x for x in top_level_widgets() - before if x.isVisible() or x.parent() is None]
-    assert not leaked, f"leaked widgets: {leaked}"
+    assert_no_leaks(before)
 
 
 class Construction:

@@ -18,7 +18,7 @@ pytest.importorskip("pytestqt")
 
 from PyQt6.QtCore import Qt  # noqa: E402
 
-from gui_support import flush_deletes, make_project, top_level_widgets  # noqa: E402
+from gui_support import assert_no_leaks, flush_deletes, make_project, no_leaks, top_level_widgets  # noqa: E402,F401
 from vo_al.core.candidates import candidate_table  # noqa: E402
 from vo_al.core.crossmatch import project_candidates  # noqa: E402
 from vo_al.core.progress import run_job  # noqa: E402
@@ -77,9 +77,7 @@ def dash(qtbot, qapp):
     d.deleteLater()
     held.clear()
     del d
-    flush_deletes()
-    leaked = [w for w in top_level_widgets() - before if w.isVisible() or w.parent() is None]
-    assert not leaked, f"leaked widgets: {leaked}"
+    assert_no_leaks(before)
 
 
 def refresh_and_wait(qtbot, d, session):
@@ -375,15 +373,6 @@ def test_shutdown_cancels_and_waits(dash, qtbot, session):
     refresh_and_wait(qtbot, d, session)
     assert d.data is not None and len(shown) == 1
 
-
-@pytest.fixture
-def no_leaks(qapp):
-    """Fails the test when a top-level widget it made is still alive after it."""
-    before = top_level_widgets()
-    yield
-    flush_deletes()
-    leaked = [w for w in top_level_widgets() - before if w.isVisible() or w.parent() is None]
-    assert not leaked, f"leaked widgets: {leaked}"
 
 
 def test_closing_the_window_during_a_refresh(qtbot, template, tmp_path, no_leaks):

@@ -21,11 +21,10 @@ pytest.importorskip("pytestqt")
 from astropy.table import Table  # noqa: E402
 from PyQt6.QtCore import QItemSelectionModel, Qt  # noqa: E402
 
-from gui_support import flush_deletes, top_level_widgets  # noqa: E402
+from gui_support import window  # noqa: E402,F401
 from samp_peers import Receiver, pyvo_hub, samp_lockfile  # noqa: E402,F401
 from vo_al.core.oracle import SimulatedOracle  # noqa: E402
 from vo_al.core.simulate import SimulationConfig  # noqa: E402
-from vo_al.gui.main_window import MainWindow  # noqa: E402
 
 JOB_TIMEOUT_MS = 180_000
 WAIT_MS = 30_000
@@ -33,23 +32,6 @@ KEYS = {0: Qt.Key.Key_1, 1: Qt.Key.Key_2, 2: Qt.Key.Key_3}
 PEER_MTYPES = ["coord.pointAt.sky", "spectrum.load.ssa-generic", "table.load.votable",
                "table.highlight.row"]
 
-
-@pytest.fixture
-def window(qtbot, qapp):
-    before = top_level_widgets()
-    w = MainWindow()
-    w.resize(1100, 850)
-    w.show()
-    qtbot.waitExposed(w)
-    held = [w]
-    yield held
-    w.close()
-    w.deleteLater()
-    held.clear()
-    del w
-    flush_deletes()
-    leaked = [x for x in top_level_widgets() - before if x.isVisible() or x.parent() is None]
-    assert not leaked, f"leaked widgets: {leaked}"
 
 
 def step(qtbot, w, name):

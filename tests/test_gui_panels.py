@@ -16,10 +16,9 @@ pytest.importorskip("pyvo")
 
 from PyQt6.QtCore import QItemSelectionModel  # noqa: E402
 
-from gui_support import flush_deletes, top_level_widgets  # noqa: E402
+from gui_support import window  # noqa: E402,F401
 from samp_peers import Receiver, pyvo_hub, samp_lockfile  # noqa: E402,F401
 from vo_al.core.candidates import COLUMNS  # noqa: E402
-from vo_al.gui.main_window import MainWindow  # noqa: E402
 
 WAIT_MS = 15_000
 
@@ -36,22 +35,6 @@ def fake_candidates(n: int = 8) -> dict:
             "p_non_target": p[:, 0], "p_single": p[:, 1], "p_double": p[:, 2],
             "snr": rng.uniform(5, 50, n), "source": np.array([""] * n)}
 
-
-@pytest.fixture
-def window(qtbot, qapp):
-    before = top_level_widgets()
-    w = MainWindow()
-    w.show()
-    qtbot.waitExposed(w)
-    held = [w]          # emptied at teardown: pytest keeps fixture values until later
-    yield held
-    w.close()
-    w.deleteLater()
-    held.clear()
-    del w
-    flush_deletes()
-    leaked = [x for x in top_level_widgets() - before if x.isVisible() or x.parent() is None]
-    assert not leaked, f"leaked widgets: {leaked}"
 
 
 def view_row_of(w, model_row: int) -> int:

@@ -16,7 +16,7 @@ pytest.importorskip("pytestqt")
 from PyQt6.QtCore import Qt  # noqa: E402
 from PyQt6.QtWidgets import QMessageBox  # noqa: E402
 
-from gui_support import flush_deletes, make_project, top_level_widgets  # noqa: E402
+from gui_support import make_project, no_leaks  # noqa: E402,F401
 from vo_al.core.preferences import load_preferences, save_preferences  # noqa: E402
 from vo_al.core.settings import ProjectSettings  # noqa: E402
 from vo_al.core.simulate import SimulationConfig  # noqa: E402
@@ -24,14 +24,6 @@ from vo_al.gui.main_window import MainWindow  # noqa: E402
 
 JOB_TIMEOUT_MS = 120_000
 
-
-@pytest.fixture
-def no_leaks(qapp):
-    before = top_level_widgets()
-    yield
-    flush_deletes()
-    leaked = [w for w in top_level_widgets() - before if w.isVisible() or w.parent() is None]
-    assert not leaked, f"leaked widgets: {leaked}"
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ pytest.importorskip("pyvo")
 
 from PyQt6.QtCore import Qt  # noqa: E402
 
-from gui_support import flush_deletes, make_project, top_level_widgets  # noqa: E402
+from gui_support import make_project, no_leaks  # noqa: E402,F401
 from vo_al.core import synthetic, vo_query  # noqa: E402
 from vo_al.core.progress import run_job  # noqa: E402
 from vo_al.core.project import Project  # noqa: E402
@@ -37,14 +37,6 @@ def own_services_file(tmp_path, monkeypatch):
     """No user's vo_services.json: the panel lists the defaults (the local DaCHS)."""
     monkeypatch.setenv("VO_AL_CONFIG_DIR", str(tmp_path / "config"))
 
-
-@pytest.fixture
-def no_leaks(qapp):
-    before = top_level_widgets()
-    yield
-    flush_deletes()
-    leaked = [w for w in top_level_widgets() - before if w.isVisible() or w.parent() is None]
-    assert not leaked, f"leaked widgets: {leaked}"
 
 
 @pytest.fixture
