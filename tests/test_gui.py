@@ -118,7 +118,7 @@ def test_one_iteration_through_the_window(window, qtbot):
     timer.stop()
     gaps = np.diff(ticks)
     assert len(ticks) >= 5 and gaps.max() < 2.0, f"{len(ticks)} ticks, longest gap {gaps.max()}"
-    assert w.panel.device.text().startswith("device: ") and "loaded" not in w.panel.device.text()
+    assert w.panel.device.text().startswith("device: ") and "reported when" not in w.panel.device.text()
 
     assert enabled(w) == {"score"}
     run_step(qtbot, w, "score")
@@ -126,6 +126,7 @@ def test_one_iteration_through_the_window(window, qtbot):
     run_step(qtbot, w, "query")
 
     view = w.labelling
+    assert w.tabs.currentWidget() is view          # the next move is labelling: it is in front
     pending = session.pending()
     assert pending and enabled(w) == set()
     n_query = sum(p.purpose == "query" for p in pending)

@@ -95,8 +95,11 @@ def train(model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 64, patience
             best_weights = model.get_weights()
         else:
             wait += 1
-        yield Progress(stage, epoch + 1, None,
-                       f"loss {loss:.4f} best {best_loss:.4f} (epoch {best_epoch + 1})",
+        # total = the epoch cap: the bar and its ETA are an upper bound (early stopping ends
+        # sooner, and says so in the message)
+        yield Progress(stage, epoch + 1, max_epochs,
+                       f"loss {loss:.4f} best {best_loss:.4f} (epoch {best_epoch + 1}); stops "
+                       f"after {patience - wait} more without improvement",
                        {"epoch": epoch + 1, **logs})
         if wait >= patience:
             stopped_early = True

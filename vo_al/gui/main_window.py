@@ -54,7 +54,7 @@ class TrainingPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress_text = QLabel("")
-        self.device = QLabel("device: (loaded with the first job)")
+        self.device = QLabel("device: reported when a training or scoring starts")
         row = QHBoxLayout()
         for b in self.buttons.values():
             row.addWidget(b)
@@ -362,6 +362,10 @@ class MainWindow(QMainWindow):
         self.labelling.refresh()
         self.dashboard.refresh(self.session)
         self.refresh(keep_status=True)
+        if name == "query" and ok and self.labelling.current() is not None:
+            # the expert's next move is labelling: keys 1/2/3 go straight to the view
+            self.tabs.setCurrentWidget(self.labelling)
+            self.labelling.setFocus()
         self.job_done.emit(name)
 
     # -- view ----------------------------------------------------------------------------------
