@@ -118,7 +118,8 @@ def test_one_iteration_through_the_window(window, qtbot):
     timer.stop()
     gaps = np.diff(ticks)
     assert len(ticks) >= 5 and gaps.max() < 2.0, f"{len(ticks)} ticks, longest gap {gaps.max()}"
-    assert w.panel.device.text().startswith("device: ") and "reported when" not in w.panel.device.text()
+    device = w.panel.device.text()
+    assert device.startswith("device: ") and "reported when" not in device
 
     assert enabled(w) == {"score"}
     run_step(qtbot, w, "score")
