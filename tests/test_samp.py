@@ -228,13 +228,16 @@ def test_peer_selects_candidates(link, pyvo_hub):
         assert r["samp.status"] == "samp.ok"
         # by URL alone (no table-id) also counts as ours
         peer.notify(me, "table.highlight.row", {"url": table.url, "row": "1"})
+        # a notification has no reply: the hub delivers it on a thread of its own, so a call
+        # sent after it may overtake it; wait for it to keep the order below
+        wait_for(lambda: any(e.kind == "highlight" and e.rows == (1,) for e in seen), 5,
+                 "the notified highlight")
         r = peer.call(me, "coord.pointAt.sky", {"ra": "150.2", "dec": "2.2036"})   # ~13"
         assert r["samp.status"] == "samp.ok" and r["samp.result"]["row"] == "2"
         r = peer.call(me, "coord.pointAt.sky", {"ra": "150.2", "dec": "2.21"})     # 36"
         assert r["samp.status"] == "samp.ok" and r["samp.result"]["matched"] == "0"
         r = peer.call(me, "table.highlight.row", {"table-id": "someone-else", "row": "1"})
         assert r["samp.status"] == "samp.warning"                # not ours: politely ignored
-        events = [e for e in seen if e.kind in ("highlight", "select", "point")]
         wait_for(lambda: len([e for e in seen if e.kind in ("highlight", "select", "point")])
                  >= 4, 5, "4 events")
         events = [e for e in seen if e.kind in ("highlight", "select", "point")]
