@@ -173,3 +173,30 @@ def test_next_spectra_are_read_ahead_so_a_key_press_never_waits(tmp_path, qtbot,
     assert shown == [str(sources[1])]
     assert len(view.full_curve.getData()[0]) > 1000
     assert str(sources[1]).rsplit("/", 1)[-1] in view.full_plot.plotItem.titleLabel.text
+
+
+def test_window_layout_is_remembered(tmp_path, qtbot, open_window):
+    w = open_window()
+    w.samp_dock.show()
+    w.resize(1000, 700)
+    qtbot.waitUntil(lambda: w.size().height() == 700, timeout=5_000)
+    w.close()
+    prefs = load_preferences()
+    assert prefs.window_geometry and prefs.window_state
+    again = open_window()
+    assert again.size().height() != 700
+    assert again.restore_layout()
+    # the height and the docks come back (the offscreen platform's 800x600 "screen" clamps a
+    # restored width to the window's minimum, so the width is not compared)
+    qtbot.waitUntil(lambda: again.size().height() == 700, timeout=5_000)
+    assert again.samp_dock.isVisible()
+
+
+def test_two_windows_do_not_undo_each_others_preferences(tmp_path, open_window):
+    a, _ = make_project(tmp_path / "a", n_train=50, n_pool=50)
+    b, _ = make_project(tmp_path / "b", n_train=50, n_pool=50)
+    first, second = open_window(), open_window()      # each loads the preferences once
+    first.open_project(a)
+    second.open_project(b)
+    first.close()                                      # saves its layout: from disk, not its copy
+    assert set(load_preferences().recent_projects[:2]) == {str(a.resolve()), str(b.resolve())}

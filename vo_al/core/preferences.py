@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
 from .atomic import atomic_write_text
 from .errors import ParameterError
@@ -29,6 +30,8 @@ class UserPreferences:
     demo_offered: bool = False          # the first-run offer of the offline demo was shown
     label_keys: str = DEFAULT_LABEL_KEYS
     prefetch: int = 8                   # spectra read ahead of the one on screen
+    window_geometry: str = ""           # the app's window and docks as last closed (Qt's
+    window_state: str = ""              # saveGeometry / saveState, base64)
     problem: str = ""                   # why the file on disk was not used (not saved)
 
     def validate(self) -> None:
@@ -84,3 +87,15 @@ def save_preferences(prefs: UserPreferences, path: Path | None = None) -> Path:
     data = {k: v for k, v in asdict(prefs).items() if k != "problem"}
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     return path
+
+
+def update_preferences(change: Callable[[UserPreferences], None],
+                       path: Path | None = None) -> UserPreferences:
+    """Read the file afresh, apply `change`, validate and save; returns what was saved.
+
+    Two windows (or the app and a second one) each hold a copy: saving a stale copy would undo
+    what the other saved (a recent project, the label keys), so every change starts from disk."""
+    prefs = load_preferences(path)
+    change(prefs)
+    save_preferences(prefs, path)
+    return prefs

@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("vo-al")
     window = MainWindow(args.project)
     window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    window.resize(1100, 850)
+    if not window.restore_layout():
+        window.resize(1100, 850)
     window.show()
     if args.project is None:
         window.offer_demo_if_first_run(Path.home() / "vo-al-demo")

@@ -9,14 +9,15 @@ from __future__ import annotations
 import weakref
 from pathlib import Path
 
-from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtCore import QByteArray, Qt, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
                              QMessageBox, QProgressBar, QPushButton, QTabWidget, QVBoxLayout,
                              QWidget)
 
 from vo_al.core import session as steps
-from vo_al.core.preferences import UserPreferences, load_preferences, save_preferences
+from vo_al.core.errors import VoAlError
+from vo_al.core.preferences import UserPreferences, load_preferences, update_preferences
 from vo_al.core.progress import Progress
 from vo_al.core.project import Project
 from vo_al.core.session import ActiveLearningSession
@@ -188,11 +189,13 @@ class MainWindow(QMainWindow):
         if not recent:
             self.recent_menu.addAction("(none yet)").setEnabled(False)
 
-    def save_preferences(self) -> None:
-        """Write the user's preferences; a failure is shown, never fatal (they are a comfort)."""
+    def update_preferences(self, change) -> None:
+        """Apply `change` to the user's preferences on disk (read afresh: another window may
+        have saved since) and keep the result; a failure is shown, never fatal."""
         try:
-            save_preferences(self.prefs)
-        except (OSError, ValueError) as exc:
+            self.prefs = update_preferences(change)
+        except (OSError, ValueError, VoAlError) as exc:
+            change(self.prefs)          # this window still follows it
             self.status_label.setText(f"could not save preferences: {exc}")
 
     def offer_demo_if_first_run(self, demo_folder: Path, config: SimulationConfig | None = None
@@ -200,8 +203,7 @@ class MainWindow(QMainWindow):
         """On the very first start (no project given), offer to make the offline demo project."""
         if self.prefs.demo_offered or self.project is not None:
             return None
-        self.prefs.demo_offered = True
-        self.save_preferences()
+        self.update_preferences(lambda p: setattr(p, "demo_offered", True))
         box = QMessageBox(QMessageBox.Icon.Question, "Welcome to vo-al",
                           "Try vo-al on the offline demo?\n\nIt writes synthetic LAMOST-like "
                           f"spectra and a project over them to\n{demo_folder}\n(no network "
@@ -283,8 +285,7 @@ class MainWindow(QMainWindow):
             self.project.close()
         self.project = project
         self.session = ActiveLearningSession(project)
-        self.prefs.add_recent(project.folder)
-        self.save_preferences()
+        self.update_preferences(lambda p: p.add_recent(project.folder))
         self.setWindowTitle(f"vo-al — {project.folder}")
         self.labelling.set_session(self.session)
         self.crossmatch.use_project_catalogues(project.folder)
@@ -393,7 +394,26 @@ class MainWindow(QMainWindow):
         self.error_box = box
         self.error_shown.emit(text)
 
+    def restore_layout(self) -> bool:
+        """The window's size, position and docks as the user last left them (preferences)."""
+        if not self.prefs.window_geometry:
+            return False
+        self.restoreGeometry(QByteArray.fromBase64(self.prefs.window_geometry.encode("ascii")))
+        if self.prefs.window_state:
+            self.restoreState(QByteArray.fromBase64(self.prefs.window_state.encode("ascii")))
+        return True
+
+    def _remember_layout(self) -> None:
+        geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
+        state = bytes(self.saveState().toBase64()).decode("ascii")
+
+        def change(p):
+            p.window_geometry, p.window_state = geometry, state
+
+        self.update_preferences(change)
+
     def closeEvent(self, event) -> None:
+        self._remember_layout()
         if self.worker is not None and self.worker.is_running:
             self.worker.cancel()
             self.worker.wait(60)

@@ -15,7 +15,7 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QF
                              QLabel, QLineEdit, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from vo_al.core.errors import VoAlError
-from vo_al.core.preferences import UserPreferences, preferences_path, save_preferences
+from vo_al.core.preferences import UserPreferences, preferences_path, update_preferences
 from vo_al.core.strategies import STRATEGIES
 
 
@@ -115,21 +115,20 @@ class SettingsDialog(QDialog):
 
     def apply(self) -> bool:
         """Validate and save everything, or nothing; on error the dialog stays open naming it."""
-        prefs = UserPreferences(**{f.name: getattr(self.prefs, f.name)
-                                   for f in fields(UserPreferences)})
-        prefs.label_keys = self.label_keys.text()
-        prefs.prefetch = self.prefetch.value()
-        prefs.problem = ""
+        keys, prefetch = self.label_keys.text(), self.prefetch.value()
         try:
-            prefs.validate()
+            UserPreferences(label_keys=keys, prefetch=prefetch).validate()
             if self.project is not None:
                 pre = {} if self.preprocess_form.read_only else self.preprocess_form.changes()
                 self.project.change_settings(self.method_form.changes(), pre)
-            save_preferences(prefs)
+
+            def change(p):
+                p.label_keys, p.prefetch = keys, prefetch
+
+            saved = update_preferences(change)
         except (VoAlError, OSError) as exc:
             self.error.setText(str(exc))
             return False
-        self.prefs.label_keys, self.prefs.prefetch = prefs.label_keys, prefs.prefetch
+        self.prefs.label_keys, self.prefs.prefetch = saved.label_keys, saved.prefetch
         self.accept()
         return True
-
