@@ -85,8 +85,10 @@ class PrecisionPlot(pg.PlotWidget):
         self.precision_curve = self.plot(pen="g", symbol="o", name="precision")
         self.lower_curve = self.plot(pen=pg.mkPen("y", style=Qt.PenStyle.DashLine), symbol="t",
                                      name="lower bound")
-        self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("r"), label="threshold",
-                                              labelOpts={"position": 0.95})
+        # the label ends at the right edge (centred on it, half of it was cut off)
+        self.threshold_line = pg.InfiniteLine(
+            angle=0, pen=pg.mkPen("r"), label="threshold {value:.2f}",
+            labelOpts={"position": 0.98, "anchors": [(1, 1), (1, 0)], "color": "r"})
         self.addItem(self.threshold_line)
 
     def set_estimates(self, estimates: list[dict], threshold: float) -> None:
@@ -108,10 +110,15 @@ class ClassCountsPlot(pg.PlotWidget):
     outnumber its double-peak stars by orders of magnitude."""
 
     def __init__(self, parent=None):
-        super().__init__(parent, title="class counts: labelled (solid), predicted (dashed)")
+        super().__init__(parent)
+        # a smaller title: at the default size the line-style key was cut off in a third of
+        # the window's width
+        self.setTitle("class counts: labelled (solid), predicted (dashed)", size="9pt")
         self.setLabel("bottom", "iteration")
         self.setLabel("left", "spectra")
         self.setLogMode(y=True)
+        # numbers at the decades only: labelled 2..9 x 10^n minor ticks overlap each other
+        self.getAxis("left").setStyle(maxTextLevel=0)
         self.getAxis("bottom").enableAutoSIPrefix(False)
         self.getAxis("bottom").setTickSpacing(1, 1)
         # one legend entry per class (the colour); the line style is in the title
