@@ -20,5 +20,13 @@ scripts/qt-libs.sh offscreen
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${VO_AL_NO_SAMP_APPS:-0}" != 1 ]; then
     scripts/samp-stack.sh install
 fi
+# The validators of packaging/'s desktop entry and AppStream metadata (tests/test_packaging.py)
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+        && ! { command -v desktop-file-validate && command -v appstreamcli; } >/dev/null; then
+    apt-get -o DPkg::Lock::Timeout=900 install -y -qq desktop-file-utils appstream >/dev/null \
+        || { apt-get -o DPkg::Lock::Timeout=900 update -qq \
+             && apt-get -o DPkg::Lock::Timeout=900 install -y -qq desktop-file-utils appstream \
+                >/dev/null; }
+fi
 export TF_CPP_MIN_LOG_LEVEL=2
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
