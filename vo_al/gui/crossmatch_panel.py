@@ -41,12 +41,13 @@ class RadiusScanPlot(pg.PlotWidget):
         self.setLabel("left", "count")
         self.getAxis("left").enableAutoSIPrefix(False)        # counts, not "x0.001"
         self.setLimits(yMin=0)
-        self.addLegend(offset=(-10, 10), brush=(0, 0, 0, 160))
+        # bottom right: the counts grow with the radius, so the curves end high on the right
+        self.addLegend(offset=(-10, -10), brush=(0, 0, 0, 160))
         self.matched_curve = self.plot(pen="g", symbol="o", name="candidates with a match")
         self.pairs_curve = self.plot(pen=pg.mkPen("y", style=Qt.PenStyle.DashLine), symbol="s",
                                      name="objects within the radius")
-        self.chosen_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("r"), label="radius",
-                                           labelOpts={"position": 0.9})
+        self.chosen_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("r"), label="radius {value:g}″",
+                                           labelOpts={"position": 0.9, "color": "r"})
         self.addItem(self.chosen_line)
 
     def set_scan(self, scan, chosen: float) -> None:
