@@ -387,3 +387,24 @@ def test_closing_the_window_during_a_refresh(qtbot, template, tmp_path, no_leaks
     w.close()                            # the dashboard's workers end before the project closes
     assert worker._thread.isFinished() and w.project is None
     w.deleteLater()
+
+
+@pytest.mark.parametrize("low, high, labelled", [
+    (40, 4000, [100, 1000]),                  # two decades in view: numbers at the decades only
+    (1, 100_000, [1, 10, 100, 1000, 10_000, 100_000]),
+    (60, 400, None),                          # one decade: every tick keeps its number
+])
+def test_log_count_axes_number_the_decades_without_overlap(qtbot, low, high, labelled):
+    from vo_al.gui.dashboard import ClassCountsPlot
+    plot = ClassCountsPlot()
+    qtbot.addWidget(plot)
+    plot.resize(400, 220)
+    plot.setYRange(np.log10(low), np.log10(high), padding=0)
+    axis = plot.getAxis("left")
+    levels = axis.tickValues(*axis.range, 180)
+    numbered = [round(10 ** v) for v in levels[0][1]]
+    if labelled is None:
+        assert len(levels) == 1 and len(numbered) >= 3
+    else:
+        assert numbered == labelled
+        assert axis.style["maxTextLevel"] == 0                    # the other ticks: no number

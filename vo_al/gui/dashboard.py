@@ -104,21 +104,36 @@ class PrecisionPlot(pg.PlotWidget):
 CLASS_COLOURS = ((170, 170, 170), (80, 180, 255), (255, 140, 60))
 
 
+class DecadeLogAxis(pg.AxisItem):
+    """A log axis with numbers at the decades only, once two or more are in view: pyqtgraph
+    labels every 2..9 x 10^n tick when the view spans a few decades, and they overlap."""
+
+    def __init__(self, orientation="left", **kwargs):
+        super().__init__(orientation, **kwargs)
+        self.setStyle(maxTextLevel=0)           # level 0 (the decades) carries the numbers
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        ticks = super().logTickValues(minVal, maxVal, size, stdTicks)
+        values = sorted({float(v) for _, level in ticks for v in level})
+        decades = [v for v in values if abs(v - round(v)) < 1e-9]
+        if len(decades) < 2:
+            return ticks                        # under two decades: every tick has its number
+        return [(None, decades), (None, [v for v in values if v not in decades])]
+
+
 class ClassCountsPlot(pg.PlotWidget):
     """Per iteration and class: the labelled set the model was trained on (solid) and the pool
     spectra that model predicts in the class (dashed). Log counts: the pool's non-targets
     outnumber its double-peak stars by orders of magnitude."""
 
     def __init__(self, parent=None):
-        super().__init__(parent)
+        super().__init__(parent, axisItems={"left": DecadeLogAxis("left")})
         # a smaller title: at the default size the line-style key was cut off in a third of
         # the window's width
         self.setTitle("class counts: labelled (solid), predicted (dashed)", size="9pt")
         self.setLabel("bottom", "iteration")
         self.setLabel("left", "spectra")
         self.setLogMode(y=True)
-        # numbers at the decades only: labelled 2..9 x 10^n minor ticks overlap each other
-        self.getAxis("left").setStyle(maxTextLevel=0)
         self.getAxis("bottom").enableAutoSIPrefix(False)
         self.getAxis("bottom").setTickSpacing(1, 1)
         # one legend entry per class (the colour); the line style is in the title
@@ -153,7 +168,8 @@ class EntropyHistogram(pg.PlotWidget):
     """The entropy of the latest pool scores, as a step histogram with log counts."""
 
     def __init__(self, parent=None):
-        super().__init__(parent, title="entropy of the pool")
+        super().__init__(parent, title="entropy of the pool",
+                         axisItems={"left": DecadeLogAxis("left")})
         self.setLabel("bottom", "entropy H (nats)")
         self.setLabel("left", "spectra")
         self.setLogMode(y=True)
