@@ -44,6 +44,7 @@ import numpy as np
 
 from .atomic import atomic_write_text
 from .errors import Cancelled, PoolError, SpectrumReadError, UnusableSpectrumError
+from .npy import open_npy
 from .progress import CancelToken, Job, Progress
 from .settings import PreprocessSettings
 from .spectrum import SpectrumMeta
@@ -397,7 +398,7 @@ class PoolStore:
                         if cols != self.n_points or nrows < seg.committed:
                             raise PoolError(f"{self.folder}: segment {file} holds {nrows}x{cols}"
                                             f", expected >= {seg.committed}x{self.n_points}")
-                        self._maps[sid] = np.load(path, mmap_mode="r")
+                        self._maps[sid] = open_npy(path)
                 segments.append(seg)
                 start += seg.committed
             self._segments = segments
@@ -648,7 +649,7 @@ class PoolStore:
         mine.committed = seg.committed
         cached = self._maps.get(seg.id)
         if cached is None or cached.shape[0] < seg.committed:
-            self._maps[seg.id] = np.load(self.folder / seg.file, mmap_mode="r")
+            self._maps[seg.id] = open_npy(self.folder / seg.file)
         self._len = mine.start + mine.committed
         self._starts = np.array([s.start for s in self._segments] + [self._len], np.int64)
 

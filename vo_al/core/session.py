@@ -21,6 +21,7 @@ import numpy as np
 
 from .balance import smote_balance
 from .errors import ProjectError, ParameterError
+from .npy import open_npy
 from .precision import PrecisionEstimate, draw_precision_sample, estimate_precision
 from .progress import CancelToken, Job, Progress
 from .scoring import predicted_classes, score_pool
@@ -163,7 +164,7 @@ class ActiveLearningSession:
         row = self.current_row(iteration)
         if not row.get("scores_path"):
             raise ProjectError(f"{self.project.folder}: iteration {row['iteration']} not scored")
-        return np.load(self.project.folder / row["scores_path"], mmap_mode="r")
+        return open_npy(self.project.folder / row["scores_path"])
 
     def available_mask(self) -> np.ndarray:
         """Pool spectra not (yet) labelled by the oracle."""
@@ -272,7 +273,7 @@ class ActiveLearningSession:
         scores = yield from score_pool(model, self.project.pool,
                                        self.project.folder / "scores/final.npy",
                                        chunk_rows=m.score_chunk, cancel=cancel)
-        path = write_candidates(self, np.load(scores, mmap_mode="r"),
+        path = write_candidates(self, open_npy(scores),
                                 self.project.folder / "candidates.csv")
         self.store.set_final("long_training", {"epochs": report.epochs,
                                                "best_loss": report.best_loss})
@@ -288,10 +289,10 @@ class ActiveLearningSession:
     def latest_probabilities(self) -> np.ndarray:
         final = self.project.folder / "scores/final.npy"
         if final.exists():
-            return np.load(final, mmap_mode="r")
+            return open_npy(final)
         for row in reversed(self.store.iterations()):
             if row.get("scores_path"):
-                return np.load(self.project.folder / row["scores_path"], mmap_mode="r")
+                return open_npy(self.project.folder / row["scores_path"])
         raise ProjectError(f"{self.project.folder}: the pool has not been scored yet")
 
     # -- summary ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import numpy as np
 from .atomic import atomic_write_text
 from .demo_catalogues import write_demo_catalogues
 from .errors import ProjectError
+from .npy import open_npy
 from .oracle import SimulatedOracle
 from .progress import CancelToken, Job, Progress
 from .scoring import predicted_classes
@@ -159,7 +160,7 @@ def run_baseline(project, oracle: SimulatedOracle, cancel: CancelToken | None = 
                               seed=m.seed + 500, cancel=cancel, stage="baseline")
     path = yield from score_pool(model, project.pool, project.folder / "scores/baseline.npy",
                                  chunk_rows=m.score_chunk, cancel=cancel)
-    classes = predicted_classes(np.load(path, mmap_mode="r"))
+    classes = predicted_classes(open_npy(path))
     everything = np.ones(len(classes), dtype=bool)
     return {"epochs": report.epochs, **true_precision(classes, oracle.labels, everything)}
 
@@ -197,7 +198,7 @@ def run_simulation(workdir: Path, config: SimulationConfig | None = None,
         report.stopped_at = hits[project.settings.method.threshold_hits - 1]
     if config.finish and session.next_step() != DONE:
         result = yield from session.finish(cancel)
-        classes = predicted_classes(np.load(project.folder / "scores/final.npy", mmap_mode="r"))
+        classes = predicted_classes(open_npy(project.folder / "scores/final.npy"))
         available = session.available_mask()
         report.final = {**true_precision(classes, oracle.labels, available),
                         "confusion": confusion(classes, oracle.labels, available),

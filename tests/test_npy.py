@@ -1,0 +1,60 @@
+"""Opening .npy files from several threads at once (the window and its workers do)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import numpy as np
+
+from vo_al.core.npy import open_npy
+
+
+class _Finalised:
+    """Garbage whose finaliser runs Python code: a collection inside another thread's header
+    parse then hands the GIL over mid-parse, which is what trips CPython's AST state."""
+
+    def __del__(self):
+        for _ in range(20):
+            pass
+
+
+def test_headers_parsed_from_many_threads_under_garbage_collection(tmp_path):
+    path = tmp_path / "segment.npy"
+    np.save(path, np.arange(1024 * 140, dtype=np.float32).reshape(1024, 140))
+    errors, opened = [], []
+    stop = time.monotonic() + 6
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)          # switch threads as often as the interpreter can
+
+    def reader():
+        n = 0
+        while time.monotonic() < stop:
+            try:
+                a = open_npy(path)
+                assert a.shape == (1024, 140) and a[3, 7] == 3 * 140 + 7
+                n += 1
+            except Exception as exc:        # noqa: BLE001 - every failure is the finding
+                errors.append(exc)
+        opened.append(n)
+
+    def litter():
+        while time.monotonic() < stop:
+            junk = [_Finalised() for _ in range(100)]
+            junk.append(junk)               # a cycle: only the collector frees it
+            del junk
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    threads.append(threading.Thread(target=litter))
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old_interval)
+    assert not errors, f"{len(errors)} failures, first: {errors[0]!r}"
+    assert sum(opened) > 100
+    a = open_npy(path)
+    assert isinstance(a, np.memmap) and not a.flags.writeable
