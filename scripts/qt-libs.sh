@@ -22,9 +22,7 @@ missing=$(for p in $libs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get -o DPkg::Lock::Timeout=900 install -y -q $missing >/dev/null \
-        || { apt-get -o DPkg::Lock::Timeout=900 update -q >/dev/null \
-             && apt-get -o DPkg::Lock::Timeout=900 install -y -q $missing >/dev/null; }
+    "$(dirname "$0")/apt-install.sh" $missing
 else
     echo "vo-al: the Qt window may need these Debian packages (sudo apt-get install):" \
          $missing >&2

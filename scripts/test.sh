@@ -23,10 +23,7 @@ fi
 # The validators of packaging/'s desktop entry and AppStream metadata (tests/test_packaging.py)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
         && ! { command -v desktop-file-validate && command -v appstreamcli; } >/dev/null; then
-    apt-get -o DPkg::Lock::Timeout=900 install -y -qq desktop-file-utils appstream >/dev/null \
-        || { apt-get -o DPkg::Lock::Timeout=900 update -qq \
-             && apt-get -o DPkg::Lock::Timeout=900 install -y -qq desktop-file-utils appstream \
-                >/dev/null; }
+    scripts/apt-install.sh desktop-file-utils appstream
 fi
 export TF_CPP_MIN_LOG_LEVEL=2
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
