@@ -35,7 +35,7 @@ MODES = {"thread": "train and score on the worker thread (the app before child p
 
 def in_thread_factory(window, name):
     """The baseline: every long step on the worker thread, the device reported first."""
-    from vo_al.core.progress import Progress
+    from vo_al.core.base.progress import Progress
     from vo_al.gui.step_jobs import step_job_factory
 
     if name not in ("train", "score", "finish"):
@@ -43,7 +43,7 @@ def in_thread_factory(window, name):
     job_method = getattr(window.session, name)
 
     def factory(token):
-        from vo_al.core.model import describe_device
+        from vo_al.core.learning.model import describe_device
 
         device = describe_device()
         yield Progress("device", 1, 1, device, {"device": device})
@@ -66,7 +66,7 @@ def preload_backend() -> None:
     imbalanced-learn) once, so that the first Train did not pay the import's GIL stalls."""
     import imblearn.over_sampling  # noqa: F401  (scikit-learn: another long import)
 
-    from vo_al.core.model import _keras
+    from vo_al.core.learning.model import _keras
 
     _keras()
 
@@ -94,8 +94,8 @@ def measure_mode(n_pool: int, mode: str) -> dict:
     from PyQt6.QtWidgets import QApplication
 
     from session_fixtures import fill_project
-    from vo_al.core.project import Project
-    from vo_al.core.settings import ProjectSettings
+    from vo_al.core.session.project import Project
+    from vo_al.core.session.settings import ProjectSettings
     from vo_al.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])  # noqa: F841  (kept alive while measuring)

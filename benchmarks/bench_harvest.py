@@ -40,7 +40,7 @@ def baseline(tap_url: str, n: int, work: Path) -> float:
     import pyvo
     import requests
 
-    from vo_al.core.readers import read_spectrum
+    from vo_al.core.spectra.readers import read_spectrum
 
     out = work / "baseline"
     out.mkdir()
@@ -60,10 +60,10 @@ def baseline(tap_url: str, n: int, work: Path) -> float:
 
 def vo_al_harvest(tap_url: str, n: int, work: Path, workers: int, tag: str,
                   folder: Path | None = None) -> tuple[float, object, Path]:
-    from vo_al.core.harvest import harvest_table
-    from vo_al.core.pool import PoolStore
-    from vo_al.core.progress import run_job
-    from vo_al.core.vo_query import make_session, tap_query
+    from vo_al.core.vo.harvest import harvest_table
+    from vo_al.core.pool.store import PoolStore
+    from vo_al.core.base.progress import run_job
+    from vo_al.core.vo.query import make_session, tap_query
 
     pool = PoolStore.create(work / f"pool-{tag}")
     folder = folder or work / f"harvest-{tag}"

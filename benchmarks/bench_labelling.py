@@ -51,9 +51,9 @@ def serve(www: Path, delay: float):
 
 def make_project(folder: Path, base_url: str, n_pool: int):
     from session_fixtures import profile_rows, tiny_settings
-    from vo_al.core.progress import run_job
-    from vo_al.core.project import Project
-    from vo_al.core.session import ActiveLearningSession
+    from vo_al.core.base.progress import run_job
+    from vo_al.core.session.project import Project
+    from vo_al.core.session.loop import ActiveLearningSession
 
     rng = np.random.default_rng(0)
     project = Project.create(folder, folder / "pool", tiny_settings(batch_size=60, max_epochs=1))
@@ -75,8 +75,8 @@ def make_project(folder: Path, base_url: str, n_pool: int):
 def measure(session, read_ahead: int, n: int, pace: float) -> np.ndarray:
     from PyQt6.QtCore import QEventLoop, QTimer
 
-    from vo_al.core.harvest import project_cache_folder
-    from vo_al.core.preferences import UserPreferences
+    from vo_al.core.vo.harvest import project_cache_folder
+    from vo_al.core.session.preferences import UserPreferences
     from vo_al.gui.labelling import LabellingView
 
     shutil.rmtree(project_cache_folder(session.project.folder), ignore_errors=True)
@@ -119,8 +119,8 @@ def main(argv):
 
     from PyQt6.QtWidgets import QApplication
 
-    from vo_al.core.spectrum import SpectrumMeta
-    from vo_al.core.synthetic import make_lamost_spectrum, write_lamost_fits
+    from vo_al.core.spectra.record import SpectrumMeta
+    from vo_al.core.demo.synthetic import make_lamost_spectrum, write_lamost_fits
 
     app = QApplication.instance() or QApplication([])  # noqa: F841
     with tempfile.TemporaryDirectory() as tmp:

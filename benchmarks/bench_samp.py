@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from samp_peers import JsampHub, Receiver, Snooper, wait_registered  # noqa: E402
 
-from vo_al.core import samp_messages as msgs  # noqa: E402
-from vo_al.core.samp import SampLink  # noqa: E402
+from vo_al.core.samp import messages as msgs  # noqa: E402
+from vo_al.core.samp.link import SampLink  # noqa: E402
 
 
 def measure(link: SampLink, target: str, n: int) -> dict:

@@ -63,11 +63,11 @@ def ceiling_gflops() -> float:
 def main(argv):
     n = int(argv[0]) if argv and argv[0].isdigit() else 200_000
     write = "--write" in argv
-    from vo_al.core.model import build_cnn, describe_device, predict_proba
-    from vo_al.core.pool import PoolStore
-    from vo_al.core.progress import run_job
-    from vo_al.core.scoring import score_pool
-    from vo_al.core.settings import PreprocessSettings
+    from vo_al.core.learning.model import build_cnn, describe_device, predict_proba
+    from vo_al.core.pool.store import PoolStore
+    from vo_al.core.base.progress import run_job
+    from vo_al.core.learning.scoring import score_pool
+    from vo_al.core.spectra.settings import PreprocessSettings
 
     gflops = ceiling_gflops()
     model = build_cnn()

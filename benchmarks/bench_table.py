@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from PyQt6.QtCore import QSortFilterProxyModel, Qt  # noqa: E402
 from PyQt6.QtWidgets import QAbstractItemView, QApplication, QTableView  # noqa: E402
 
-from vo_al.core.candidates import COLUMNS  # noqa: E402
+from vo_al.core.session.candidates import COLUMNS  # noqa: E402
 from vo_al.gui.array_proxy import ArraySortFilterProxy  # noqa: E402
 from vo_al.gui.dashboard import ColumnTableModel  # noqa: E402
 

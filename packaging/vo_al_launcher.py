@@ -7,7 +7,7 @@ imports); this calls the same `vo_al.cli:main` as the `vo-al` console script.
 import multiprocessing
 import sys
 
-from vo_al.cli import main
+from vo_al.cli.main import main
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()  # ingest uses worker processes

@@ -41,9 +41,9 @@ def _slug(text: str) -> str:
 def build_demo_state(workdir: Path) -> Path:
     """A demo project in the middle of its second iteration (core calls only)."""
     sys.path.insert(0, str(REPO))
-    from vo_al.core.progress import run_job
-    from vo_al.core.session import ActiveLearningSession
-    from vo_al.core.simulate import advance_iteration, demo_config, demo_settings, prepare
+    from vo_al.core.base.progress import run_job
+    from vo_al.core.session.loop import ActiveLearningSession
+    from vo_al.core.demo.simulate import advance_iteration, demo_config, demo_settings, prepare
 
     settings = demo_settings()
     settings.method.batch_size = 30

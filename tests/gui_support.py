@@ -11,8 +11,8 @@ from PyQt6.QtWidgets import QApplication
 
 from session_fixtures import fill_project
 from session_fixtures import tiny_settings as session_tiny_settings
-from vo_al.core.project import Project
-from vo_al.core.settings import ProjectSettings
+from vo_al.core.session.project import Project
+from vo_al.core.session.settings import ProjectSettings
 
 
 def tiny_settings(**method) -> ProjectSettings:

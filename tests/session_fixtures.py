@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vo_al.core.preprocess import preprocess_batch
-from vo_al.core.settings import ProjectSettings
+from vo_al.core.spectra.preprocess import preprocess_batch
+from vo_al.core.session.settings import ProjectSettings
 
 
 def tiny_settings(**method) -> ProjectSettings:

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from vo_al.core.progress import run_job
-from vo_al.core.project import Project
-from vo_al.core.session import ActiveLearningSession
+from vo_al.core.base.progress import run_job
+from vo_al.core.session.project import Project
+from vo_al.core.session.loop import ActiveLearningSession
 
 from session_fixtures import fill_project, tiny_settings
 
@@ -35,7 +35,7 @@ def labelling_project(tmp_path):
 
 
 def _label_process(project, labels_csv):
-    return subprocess.Popen([sys.executable, "-m", "vo_al.cli", "label", str(project),
+    return subprocess.Popen([sys.executable, "-m", "vo_al.cli.main", "label", str(project),
                              "--csv", str(labels_csv)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))

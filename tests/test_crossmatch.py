@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vo_al.core import crossmatch as xm
-from vo_al.core.errors import ParameterError
+from vo_al.core.xmatch import match as xm
+from vo_al.core.base.errors import ParameterError
 
 REPO = Path(__file__).resolve().parents[1]
 SIMBAD_LIKE = REPO / "resources" / "dachs" / "simbad_like.csv"
@@ -247,7 +247,7 @@ def _stilts_count(path):
 # ------------------------------------------------------------------ TAP route (local DaCHS)
 
 def _pool_positions(dachs):
-    from vo_al.core.vo_query import tap_query
+    from vo_al.core.vo.query import tap_query
 
     t = tap_query(dachs.tap_url, "SELECT TOP 5000 obsid, designation, ra, dec FROM lamost.data "
                                  "ORDER BY obsid", mode="sync")
@@ -292,7 +292,7 @@ def test_tap_overflow_splits_batches(dachs):
 
 
 def test_tap_errors_are_typed(dachs):
-    from vo_al.core.errors import VOError
+    from vo_al.core.base.errors import VOError
 
     bad = xm.TapCatalogue(dachs.tap_url, xm.CatalogueColumns("lamost.no_such_table"))
     with pytest.raises(VOError) as exc:
@@ -314,8 +314,8 @@ def test_real_simbad_tap():
 def scored_project(tmp_path):
     from session_fixtures import profile_rows
 
-    from vo_al.core.project import Project
-    from vo_al.core.settings import ProjectSettings
+    from vo_al.core.session.project import Project
+    from vo_al.core.session.settings import ProjectSettings
 
     project = Project.create(tmp_path / "proj", tmp_path / "proj" / "pool",
                              ProjectSettings.default())
@@ -343,7 +343,7 @@ def scored_project(tmp_path):
 def test_cli_crossmatch_radius_scan_export(scored_project, tmp_path, capsys):
     import argparse
 
-    from vo_al.cli_crossmatch import add_crossmatch_commands
+    from vo_al.cli.crossmatch import add_crossmatch_commands
 
     parser = argparse.ArgumentParser()
     add_crossmatch_commands(parser.add_subparsers(dest="command", required=True))
@@ -383,7 +383,7 @@ def test_cli_crossmatch_radius_scan_export(scored_project, tmp_path, capsys):
 def test_cli_crossmatch_over_local_tap(dachs, scored_project, tmp_path, monkeypatch):
     import argparse
 
-    from vo_al.cli_crossmatch import add_crossmatch_commands
+    from vo_al.cli.crossmatch import add_crossmatch_commands
 
     monkeypatch.setenv("VO_AL_DACHS_PORT", str(dachs.port))
     parser = argparse.ArgumentParser()

@@ -233,7 +233,7 @@ def test_accref_downloads_the_original_fits_byte_identical(dachs):
 
 
 def test_download_reads_with_read_spectrum_and_matches_tap(dachs, tmp_path):
-    from vo_al.core.readers import read_spectrum
+    from vo_al.core.spectra.readers import read_spectrum
 
     rows = stilts_tap(dachs, "SELECT TOP 3 obsid, designation, ra, dec, subclass, accref "
                              "FROM lamost.data ORDER BY snrr DESC")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from vo_al.core import crossmatch as xm
-from vo_al.core.candidates import candidate_table
-from vo_al.core.demo_catalogues import project_catalogues
-from vo_al.core.progress import run_job
-from vo_al.core.simulate import SimulationConfig, prepare
+from vo_al.core.xmatch import match as xm
+from vo_al.core.session.candidates import candidate_table, rejected_table
+from vo_al.core.demo.catalogues import project_catalogues
+from vo_al.core.base.progress import run_job
+from vo_al.core.demo.simulate import SimulationConfig, prepare
 
 
 def test_the_demo_sky_has_its_own_catalogues_and_all_four_tables(tmp_path):
@@ -28,7 +28,7 @@ def test_the_demo_sky_has_its_own_catalogues_and_all_four_tables(tmp_path):
         rejected_idx = np.flatnonzero(labels == 0)[:10]
         oracle_labels = {int(i): 0 for i in rejected_idx}
         candidates = candidate_table(project.pool, proba, oracle_labels)
-        rejected = xm.rejected_table(project.pool, proba, oracle_labels)
+        rejected = rejected_table(project.pool, proba, oracle_labels)
         n_targets = int((labels > 0).sum())
         assert len(candidates["ra"]) == n_targets > 20
 

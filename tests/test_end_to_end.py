@@ -8,17 +8,17 @@ import sys
 import numpy as np
 import pytest
 
-from vo_al.core import synthetic
-from vo_al.core.errors import ProjectError
-from vo_al.core.progress import run_job
-from vo_al.core.settings import ProjectSettings
-from vo_al.core.simulate import SimulationConfig, report_markdown, run_simulation
+from vo_al.core.demo import synthetic
+from vo_al.core.base.errors import ProjectError
+from vo_al.core.base.progress import run_job
+from vo_al.core.session.settings import ProjectSettings
+from vo_al.core.demo.simulate import SimulationConfig, report_markdown, run_simulation
 
 pytestmark = pytest.mark.slow
 
 
 def vo_al(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "vo_al.cli", *map(str, args)],
+    result = subprocess.run([sys.executable, "-m", "vo_al.cli.main", *map(str, args)],
                             capture_output=True, text=True, timeout=900)
     if check:
         assert result.returncode == 0, result.stderr[-3000:]

@@ -8,8 +8,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from vo_al.core.errors import ParameterError
-from vo_al.core.export import COLUMN_INFO, annotate, to_astropy_table, write_catalogue
+from vo_al.core.base.errors import ParameterError
+from vo_al.core.export.catalogue import COLUMN_INFO, annotate, to_astropy_table, write_catalogue
 
 PARAMS = {"simbad_radius_arcsec": 20.0, "h16_radius_arcsec": 5.0, "iteration": 7,
           "model": "models/iter-007.keras", "reviewed": True}

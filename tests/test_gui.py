@@ -18,7 +18,7 @@ pytest.importorskip("pytestqt")
 from PyQt6.QtCore import Qt, QTimer  # noqa: E402
 
 from gui_support import make_project, no_leaks  # noqa: E402,F401
-from vo_al.core.progress import Progress  # noqa: E402
+from vo_al.core.base.progress import Progress  # noqa: E402
 from vo_al.gui.labelling import PRECISION_BANNER, QUERY_BANNER  # noqa: E402
 from vo_al.gui.main_window import MainWindow  # noqa: E402
 from vo_al.gui.workers import EtaClock, JobWorker, format_eta  # noqa: E402
@@ -236,8 +236,8 @@ def test_candidates_table_sorts_and_filters(window, qtbot):
 
 
 def test_whole_spectrum_from_a_local_file(tmp_path, qtbot, no_leaks):
-    from vo_al.core.spectrum import SpectrumMeta
-    from vo_al.core.synthetic import make_lamost_spectrum, write_lamost_fits
+    from vo_al.core.spectra.record import SpectrumMeta
+    from vo_al.core.demo.synthetic import make_lamost_spectrum, write_lamost_fits
     from vo_al.gui.labelling import LabellingView
 
     wl, flux, ivar, andmask, ormask = make_lamost_spectrum(1, np.random.default_rng(3))
@@ -261,7 +261,7 @@ def test_whole_spectrum_from_a_local_file(tmp_path, qtbot, no_leaks):
 
 
 def test_demo_project_shows_whole_spectra(tmp_path, qtbot, no_leaks):
-    from vo_al.core.simulate import SimulationConfig
+    from vo_al.core.demo.simulate import SimulationConfig
 
     w = MainWindow()
     try:
@@ -329,7 +329,7 @@ def test_no_display_is_a_clear_error_not_an_abort(tmp_path):
 
     env = {k: v for k, v in os.environ.items()
            if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    run = subprocess.run([sys.executable, "-m", "vo_al.cli", "gui"], env=env,
+    run = subprocess.run([sys.executable, "-m", "vo_al.cli.main", "gui"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     assert "no display" in run.stderr and "xvfb-run" in run.stderr

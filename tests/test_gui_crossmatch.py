@@ -31,11 +31,12 @@ from PyQt6.QtCore import QItemSelectionModel, Qt  # noqa: E402
 
 from gui_support import assert_no_leaks, flush_deletes, tiny_settings, top_level_widgets  # noqa: E402
 from session_fixtures import profile_rows  # noqa: E402
-from vo_al.core import crossmatch as xm  # noqa: E402
-from vo_al.core.progress import CancelToken, run_job  # noqa: E402
-from vo_al.core.project import Project  # noqa: E402
-from vo_al.core.session import ActiveLearningSession  # noqa: E402
-from vo_al.core.crossmatch_job import (ALL, SHIPPED_H16, SHIPPED_SIMBAD_LIKE,  # noqa: E402
+from vo_al.core.xmatch import match as xm  # noqa: E402
+from vo_al.core.base.progress import CancelToken, run_job  # noqa: E402
+from vo_al.core.session.project import Project  # noqa: E402
+from vo_al.core.session.loop import ActiveLearningSession  # noqa: E402
+from vo_al.core.session.candidates import session_candidates  # noqa: E402
+from vo_al.core.jobs.crossmatch import (ALL, SHIPPED_H16, SHIPPED_SIMBAD_LIKE,  # noqa: E402
                                        CrossmatchSettings, crossmatch_job)
 from vo_al.gui.crossmatch_panel import CrossmatchPanel  # noqa: E402
 
@@ -254,7 +255,8 @@ def test_the_four_tables_groups_scan_and_selection(panel, qtbot, scored, project
     # the counts: as the construction says, and as the core gives for the same inputs
     expected = c.counts(20)
     assert run.counts == expected
-    cands, rejected, params = xm.project_candidates(project)
+    found = session_candidates(ActiveLearningSession(project))
+    cands, rejected, params = found.candidates, found.rejected, found.provenance
     core = xm.crossmatch_candidates(cands, xm.LocalCatalogue.from_file(c.simbad_file),
                                     xm.h16_catalogue(c.h16_file), radius=20, h16_radius=5,
                                     rejected=rejected, params=params)
@@ -397,7 +399,7 @@ def test_export_failure_is_named_and_the_panel_stays_usable(panel, qtbot, scored
 def test_without_a_project_the_candidates_table_is_matched(qtbot, qapp, scored, project,
                                                             tmp_path):
     before = top_level_widgets()
-    cands, _, _ = xm.project_candidates(project)
+    cands = session_candidates(ActiveLearningSession(project)).candidates
     c = Construction(scored, tmp_path)
     p = CrossmatchPanel(lambda: cands)                  # as the main window makes it today
     try:

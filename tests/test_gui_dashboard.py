@@ -19,13 +19,13 @@ pytest.importorskip("pytestqt")
 from PyQt6.QtCore import Qt  # noqa: E402
 
 from gui_support import assert_no_leaks, flush_deletes, make_project, no_leaks, top_level_widgets  # noqa: E402,F401
-from vo_al.core.candidates import candidate_table  # noqa: E402
-from vo_al.core.crossmatch import project_candidates  # noqa: E402
-from vo_al.core.progress import run_job  # noqa: E402
-from vo_al.core.project import Project  # noqa: E402
-from vo_al.core.session import ActiveLearningSession  # noqa: E402
-from vo_al.core.strategies import entropy_score  # noqa: E402
-from vo_al.core.dashboard_data import ENTROPY_BINS, MAX_ENTROPY, entropy_edges  # noqa: E402
+from vo_al.core.session.candidates import candidate_table  # noqa: E402
+from vo_al.core.session.candidates import session_candidates  # noqa: E402
+from vo_al.core.base.progress import run_job  # noqa: E402
+from vo_al.core.session.project import Project  # noqa: E402
+from vo_al.core.session.loop import ActiveLearningSession  # noqa: E402
+from vo_al.core.learning.strategies import entropy_score  # noqa: E402
+from vo_al.core.jobs.dashboard import ENTROPY_BINS, MAX_ENTROPY, entropy_edges  # noqa: E402
 from vo_al.gui.dashboard import Dashboard  # noqa: E402
 
 WAIT_MS = 60_000
@@ -288,7 +288,8 @@ def test_export_votable_and_csv(dash, qtbot, session, tmp_path):
     d = dash[0]
     label_pending_as_targets(session)
     refresh_and_wait(qtbot, d, session)
-    candidates, rejected, _ = project_candidates(session.project)
+    found = session_candidates(session)
+    candidates, rejected = found.candidates, found.rejected
     n = len(candidates["ra"])
     assert n == d.model.rowCount() and n > 0
 

@@ -23,8 +23,8 @@ from PyQt6.QtCore import QItemSelectionModel, Qt  # noqa: E402
 
 from gui_support import window  # noqa: E402,F401
 from samp_peers import Receiver, pyvo_hub, samp_lockfile  # noqa: E402,F401
-from vo_al.core.oracle import SimulatedOracle  # noqa: E402
-from vo_al.core.simulate import SimulationConfig  # noqa: E402
+from vo_al.core.demo.oracle import SimulatedOracle  # noqa: E402
+from vo_al.core.demo.simulate import SimulationConfig  # noqa: E402
 
 JOB_TIMEOUT_MS = 180_000
 WAIT_MS = 30_000

@@ -18,7 +18,7 @@ from PyQt6.QtCore import QItemSelectionModel  # noqa: E402
 
 from gui_support import window  # noqa: E402,F401
 from samp_peers import Receiver, pyvo_hub, samp_lockfile  # noqa: E402,F401
-from vo_al.core.candidates import COLUMNS  # noqa: E402
+from vo_al.core.session.candidates import COLUMNS  # noqa: E402
 
 WAIT_MS = 15_000
 

@@ -17,9 +17,9 @@ from PyQt6.QtCore import Qt  # noqa: E402
 from PyQt6.QtWidgets import QMessageBox  # noqa: E402
 
 from gui_support import make_project, no_leaks  # noqa: E402,F401
-from vo_al.core.preferences import load_preferences, save_preferences  # noqa: E402
-from vo_al.core.settings import ProjectSettings  # noqa: E402
-from vo_al.core.simulate import SimulationConfig  # noqa: E402
+from vo_al.core.session.preferences import load_preferences, save_preferences  # noqa: E402
+from vo_al.core.session.settings import ProjectSettings  # noqa: E402
+from vo_al.core.demo.simulate import SimulationConfig  # noqa: E402
 from vo_al.gui.main_window import MainWindow  # noqa: E402
 
 JOB_TIMEOUT_MS = 120_000
@@ -112,7 +112,7 @@ def test_recent_projects_are_remembered_across_windows(tmp_path, qtbot, open_win
 
 
 def test_unreadable_preferences_are_reported_not_fatal(tmp_path, open_window):
-    from vo_al.core.preferences import preferences_path
+    from vo_al.core.session.preferences import preferences_path
 
     preferences_path().parent.mkdir(parents=True, exist_ok=True)
     preferences_path().write_text("not json")

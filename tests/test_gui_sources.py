@@ -19,11 +19,12 @@ pytest.importorskip("pyvo")
 from PyQt6.QtCore import Qt  # noqa: E402
 
 from gui_support import make_project, no_leaks  # noqa: E402,F401
-from vo_al.core import synthetic, vo_query  # noqa: E402
-from vo_al.core.progress import run_job  # noqa: E402
-from vo_al.core.project import Project  # noqa: E402
-from vo_al.core.session import ActiveLearningSession  # noqa: E402
-from vo_al.core.vo_services import SIZE_RADIUS, VOService  # noqa: E402
+from vo_al.core.demo import synthetic  # noqa: E402
+from vo_al.core.vo import query as vo_query  # noqa: E402
+from vo_al.core.base.progress import run_job  # noqa: E402
+from vo_al.core.session.project import Project  # noqa: E402
+from vo_al.core.session.loop import ActiveLearningSession  # noqa: E402
+from vo_al.core.vo.services import SIZE_RADIUS, VOService  # noqa: E402
 from vo_al.gui.sources_panel import SourcesPanel, pool_gate  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from vo_al.core.npy import open_npy
+from vo_al.core.base.npy import open_npy
 
 
 class _Finalised:

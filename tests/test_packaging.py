@@ -56,7 +56,7 @@ def test_desktop_entry_exec_matches_the_console_script_and_the_cli():
 
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["vo-al"] == "vo_al.cli:main"
-    from vo_al.cli import build_parser
+    from vo_al.cli.main import build_parser
 
     args = build_parser().parse_args(["gui", "some-project"])
     assert args.command == "gui" and args.project == "some-project"

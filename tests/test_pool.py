@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from vo_al.core.errors import Cancelled, PoolError
-from vo_al.core.pool import (IngestReport, PoolStore, find_spectrum_files, ingest_files,
+from vo_al.core.base.errors import Cancelled, PoolError
+from vo_al.core.pool.store import (IngestReport, PoolStore, find_spectrum_files, ingest_files,
                              ingest_folder)
-from vo_al.core.preprocess import preprocess_spectra
-from vo_al.core.progress import CancelToken, run_job
-from vo_al.core.readers import read_spectrum
-from vo_al.core.settings import PreprocessSettings
+from vo_al.core.spectra.preprocess import preprocess_spectra
+from vo_al.core.base.progress import CancelToken, run_job
+from vo_al.core.spectra.readers import read_spectrum
+from vo_al.core.spectra.settings import PreprocessSettings
 
 REPO = Path(__file__).resolve().parents[1]
 N_KILL_FILES = 3000
@@ -403,7 +403,7 @@ def test_worker_crash_rejects_the_file_and_keeps_the_rest(tmp_path, files_40):
 
 _CHILD = textwrap.dedent("""
     import sys
-    from vo_al.core.pool import PoolStore, ingest_files
+    from vo_al.core.pool.store import PoolStore, ingest_files
     if __name__ == "__main__":
         folder, listing = sys.argv[1], sys.argv[2]
         paths = open(listing).read().split("\\n")

@@ -9,16 +9,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from vo_al.core.errors import ParameterError, VoAlError
-from vo_al.core.harvest import SpectrumCache
-from vo_al.core.preferences import (MAX_RECENT, UserPreferences, load_preferences,
+from vo_al.core.base.errors import ParameterError, VoAlError
+from vo_al.core.vo.harvest import SpectrumCache
+from vo_al.core.session.preferences import (MAX_RECENT, UserPreferences, load_preferences,
                                     preferences_path, save_preferences)
-from vo_al.core.project import Project
-from vo_al.core.session import ActiveLearningSession
-from vo_al.core.settings import ProjectSettings
-from vo_al.core.spectrum import SpectrumMeta
-from vo_al.core.spectrum_prefetch import SourceUnavailable, SpectrumPrefetcher
-from vo_al.core.synthetic import make_lamost_spectrum, write_lamost_fits
+from vo_al.core.session.project import Project
+from vo_al.core.session.loop import ActiveLearningSession
+from vo_al.core.session.settings import ProjectSettings
+from vo_al.core.spectra.record import SpectrumMeta
+from vo_al.core.vo.prefetch import SourceUnavailable, SpectrumPrefetcher
+from vo_al.core.demo.synthetic import make_lamost_spectrum, write_lamost_fits
 
 from session_fixtures import fill_project
 

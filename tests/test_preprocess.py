@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
 
-from vo_al.core.errors import UnusableSpectrumError
-from vo_al.core.preprocess import (HALPHA_VAC, air_to_vacuum, preprocess_batch,
+from vo_al.core.base.errors import UnusableSpectrumError
+from vo_al.core.spectra.preprocess import (HALPHA_VAC, air_to_vacuum, preprocess_batch,
                                    preprocess_spectra, preprocess_spectrum, window_grid)
-from vo_al.core.settings import PreprocessSettings
-from vo_al.core.spectrum import Spectrum, SpectrumMeta
+from vo_al.core.spectra.settings import PreprocessSettings
+from vo_al.core.spectra.record import Spectrum, SpectrumMeta
 
 
 def reference_preprocess(wl, flux, sigma):

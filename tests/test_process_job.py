@@ -16,10 +16,10 @@ import time  # noqa: E402
 
 import pytest  # noqa: E402
 
-from vo_al.core.errors import Cancelled, ParameterError, ProjectError, VoAlError  # noqa: E402
-from vo_al.core.process_job import (ChildJobError, ChildProcessDied, finish_project,  # noqa: E402
+from vo_al.core.base.errors import Cancelled, ParameterError, ProjectError, VoAlError  # noqa: E402
+from vo_al.core.jobs.process import (ChildJobError, ChildProcessDied, finish_project,  # noqa: E402
                                     run_in_process, score_project, train_project)
-from vo_al.core.progress import CancelToken, Progress, run_job  # noqa: E402
+from vo_al.core.base.progress import CancelToken, Progress, run_job  # noqa: E402
 
 JOB_TIMEOUT_MS = 120_000
 
@@ -217,7 +217,7 @@ def test_train_project_on_a_missing_folder_raises_project_error(tmp_path):
 @pytest.fixture
 def project(tmp_path):
     from gui_support import make_project
-    from vo_al.core.project import Project
+    from vo_al.core.session.project import Project
 
     folder, truth = make_project(tmp_path / "proj")
     project = Project.open(folder)
@@ -226,7 +226,7 @@ def project(tmp_path):
 
 
 def test_train_score_finish_in_children_seen_by_the_parents_open_session(project):
-    from vo_al.core.session import ActiveLearningSession
+    from vo_al.core.session.loop import ActiveLearningSession
 
     project, truth = project
     session = ActiveLearningSession(project)        # open in the parent all along
@@ -259,7 +259,7 @@ def test_train_score_finish_in_children_seen_by_the_parents_open_session(project
 def test_step_jobs_train_and_score_in_children_and_cancel(project, qtbot):
     pytest.importorskip("PyQt6")
     pytest.importorskip("pytestqt")
-    from vo_al.core.session import ActiveLearningSession
+    from vo_al.core.session.loop import ActiveLearningSession
     from vo_al.gui.step_jobs import step_job_factory
     from vo_al.gui.workers import JobWorker
 

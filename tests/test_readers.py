@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from vo_al.core import synthetic
-from vo_al.core.errors import SpectrumReadError
-from vo_al.core.preprocess import HALPHA_VAC, air_to_vacuum
-from vo_al.core.readers import (CCD700, LAMOST_IMAGE, LAMOST_TABLE, _read_bytes,
+from vo_al.core.demo import synthetic
+from vo_al.core.base.errors import SpectrumReadError
+from vo_al.core.spectra.preprocess import HALPHA_VAC, air_to_vacuum
+from vo_al.core.spectra.readers import (CCD700, LAMOST_IMAGE, LAMOST_TABLE, _read_bytes,
                                 _read_with_astropy, detect_layout, read_spectrum)
 
 

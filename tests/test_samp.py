@@ -15,9 +15,9 @@ import pytest
 
 from samp_peers import (Receiver, jsamp_hub, pyvo_hub, samp_lockfile,  # noqa: F401
                         snooper, splat_like_answer, wait_for)
-from vo_al.core import samp_messages as msgs
-from vo_al.core.errors import SampClientNotFound, SampHubError, SampMessageError
-from vo_al.core.samp import SampLink
+from vo_al.core.samp import messages as msgs
+from vo_al.core.base.errors import SampClientNotFound, SampHubError, SampMessageError
+from vo_al.core.samp.link import SampLink
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -167,7 +167,7 @@ def test_spectrum_for_splat_vo_downloads_from_dachs(link, pyvo_hub, dachs, tmp_p
     """SPLAT-VO is not installable: a receiver checks what it needs, then we fetch the URL."""
     import pyvo
 
-    from vo_al.core.readers import read_spectrum
+    from vo_al.core.spectra.readers import read_spectrum
 
     rows = pyvo.dal.TAPService(dachs.tap_url).run_sync(
         "SELECT TOP 2 access_url, ra, dec, designation, obsid FROM lamost.data").to_table()
@@ -399,7 +399,7 @@ def test_hub_shutdown_message_and_sending_without_hub(link, pyvo_hub):
 def _cli(argv):
     import argparse
 
-    from vo_al.cli_samp import add_samp_commands
+    from vo_al.cli.samp import add_samp_commands
 
     parser = argparse.ArgumentParser(prog="vo-al")
     add_samp_commands(parser.add_subparsers(dest="command", required=True))
@@ -408,7 +408,7 @@ def _cli(argv):
 
 
 def test_cli_status_and_send(snooper, tmp_path, capsys):
-    from vo_al.core.candidates import write_table_csv
+    from vo_al.core.session.candidates import write_table_csv
 
     cols = candidate_columns()
     cols.update(origin=np.array(["predicted"] * 5, dtype=object), p_non_target=np.zeros(5),
@@ -427,8 +427,8 @@ def test_cli_status_and_send(snooper, tmp_path, capsys):
 
 
 def test_cli_without_hub_is_an_error_not_a_hang(samp_lockfile):
-    from vo_al.cli_samp import add_samp_commands  # noqa: F401
-    from vo_al.core.errors import SampHubError
+    from vo_al.cli.samp import add_samp_commands  # noqa: F401
+    from vo_al.core.base.errors import SampHubError
 
     t0 = time.monotonic()
     with pytest.raises(SampHubError):

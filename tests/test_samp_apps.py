@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from samp_peers import aladin, app_hub, topcat, wait_for, xvfb  # noqa: F401
-from vo_al.core.samp import SampLink
+from vo_al.core.samp.link import SampLink
 
 pytestmark = pytest.mark.timeout(240)
 

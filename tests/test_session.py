@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from vo_al.core.candidates import candidate_table
-from vo_al.core.errors import Cancelled, ProjectError
-from vo_al.core.progress import CancelToken, run_job
-from vo_al.core.project import Project
-from vo_al.core.session import ActiveLearningSession
-from vo_al.core.strategies import entropy_score
+from vo_al.core.session.candidates import candidate_table
+from vo_al.core.base.errors import Cancelled, ProjectError
+from vo_al.core.base.progress import CancelToken, run_job
+from vo_al.core.session.project import Project
+from vo_al.core.session.loop import ActiveLearningSession
+from vo_al.core.learning.strategies import entropy_score
 
 from session_fixtures import fill_project, tiny_settings
 
@@ -123,8 +123,8 @@ def test_steps_out_of_order_are_refused(project):
 def test_the_pool_grows_only_between_iterations(project, tmp_path, capsys):
     """Scores cover the pool as it was when scored: `vo-al ingest` refuses to add spectra
     mid-iteration (the app's Data sources tab asks the same question)."""
-    from vo_al.cli import main
-    from vo_al.core.synthetic import make_pool
+    from vo_al.cli.main import main
+    from vo_al.core.demo.synthetic import make_pool
 
     project, _ = project
     session = ActiveLearningSession(project)

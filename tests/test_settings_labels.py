@@ -1,8 +1,8 @@
 import pytest
 
-from vo_al.core.errors import ParameterError
-from vo_al.core.labels import parse_label, read_label_csv, spectrum_key
-from vo_al.core.settings import ProjectSettings, update_settings
+from vo_al.core.base.errors import ParameterError
+from vo_al.core.session.labels import parse_label, read_label_csv, spectrum_key
+from vo_al.core.session.settings import ProjectSettings, update_settings
 
 
 def test_defaults_are_the_papers_numbers():

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from vo_al.core.balance import smote_balance
-from vo_al.core.errors import ParameterError
-from vo_al.core.precision import draw_precision_sample, estimate_precision
-from vo_al.core.strategies import (STRATEGIES, entropy_score, least_confidence_score,
+from vo_al.core.learning.balance import smote_balance
+from vo_al.core.base.errors import ParameterError
+from vo_al.core.learning.precision import draw_precision_sample, estimate_precision
+from vo_al.core.learning.strategies import (STRATEGIES, entropy_score, least_confidence_score,
                                    margin_score, query, select)
 
 
@@ -79,7 +79,7 @@ def test_smote_balances_every_class_to_the_majority():
 
 def test_simulation_report_survives_an_empty_precision_sample():
     """When the oracle has taken every predicted target, the sample is empty (precision NaN)."""
-    from vo_al.core.simulate import SimulationReport, report_markdown
+    from vo_al.core.demo.simulate import SimulationReport, report_markdown
 
     nan = float("nan")
     row = dict(iteration=0, n_train=10, estimated_precision=nan, lower_bound=0.0, sample_size=0,

@@ -12,14 +12,14 @@ import pytest
 from astropy.io import fits
 from scipy.signal import find_peaks
 
-from vo_al.core import synthetic as syn
-from vo_al.core.errors import SpectrumReadError, UnusableSpectrumError
-from vo_al.core.preprocess import (HALPHA_VAC, air_to_vacuum, preprocess_batch,
+from vo_al.core.demo import synthetic as syn
+from vo_al.core.base.errors import SpectrumReadError, UnusableSpectrumError
+from vo_al.core.spectra.preprocess import (HALPHA_VAC, air_to_vacuum, preprocess_batch,
                                    preprocess_spectrum, window_grid)
-from vo_al.core.readers import (CCD700, LAMOST_IMAGE, LAMOST_TABLE, detect_layout,
+from vo_al.core.spectra.readers import (CCD700, LAMOST_IMAGE, LAMOST_TABLE, detect_layout,
                                 read_spectrum)
-from vo_al.core.settings import DOUBLE_PEAK, NON_TARGET, SINGLE_PEAK
-from vo_al.core.spectrum import Spectrum
+from vo_al.core.learning.classes import DOUBLE_PEAK, NON_TARGET, SINGLE_PEAK
+from vo_al.core.spectra.record import Spectrum
 
 GRID = window_grid()
 NEAR_HALPHA = np.abs(GRID - HALPHA_VAC) < 7.0      # ±150 km/s plus the line's half width

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 import requests
 
-from vo_al.core import vo_query
-from vo_al.core.errors import VOQueryError
-from vo_al.core.harvest import CACHE_DIR, SpectrumCache, harvest_table, load_job
-from vo_al.core.pool import PoolStore
-from vo_al.core.preprocess import preprocess_spectra
-from vo_al.core.progress import run_job
-from vo_al.core.readers import read_spectrum
-from vo_al.core.vo_services import SIZE_RADIUS, VOService
+from vo_al.core.vo import query as vo_query
+from vo_al.core.base.errors import VOQueryError
+from vo_al.core.vo.harvest import CACHE_DIR, SpectrumCache, harvest_table, load_job
+from vo_al.core.pool.store import PoolStore
+from vo_al.core.spectra.preprocess import preprocess_spectra
+from vo_al.core.base.progress import run_job
+from vo_al.core.spectra.readers import read_spectrum
+from vo_al.core.vo.services import SIZE_RADIUS, VOService
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -222,7 +222,7 @@ def test_harvest_from_ssap_result(dachs, services, session, tmp_path):  # noqa: 
 def test_typed_error_when_server_is_gone(dachs, services, session):  # noqa: F811
     """Just the error types against the real host, without killing it: a wrong path is a
     VOServiceError with HTTP 404, bad ADQL a VOQueryError."""
-    from vo_al.core.errors import VOServiceError
+    from vo_al.core.base.errors import VOServiceError
 
     with pytest.raises(VOServiceError) as info:
         vo_query.tap_query(f"{dachs.base_url}/no/such/tap", "SELECT 1", mode="sync",

@@ -18,18 +18,18 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from vo_al.core import vo_query
-from vo_al.core.errors import (DownloadError, ParameterError, VOFormatError, VOQueryError,
+from vo_al.core.vo import query as vo_query
+from vo_al.core.base.errors import (DownloadError, ParameterError, VOFormatError, VOQueryError,
                                VOServiceError)
-from vo_al.core.harvest import (CACHE_DIR, HarvestItem, SpectrumCache, download, harvest,
+from vo_al.core.vo.harvest import (CACHE_DIR, HarvestItem, SpectrumCache, download, harvest,
                                 items_from_table, load_job, name_for)
-from vo_al.core.pool import PoolStore
-from vo_al.core.preprocess import preprocess_spectra
-from vo_al.core.progress import CancelToken, run_job
-from vo_al.core.readers import read_spectrum
-from vo_al.core.vo_services import (SIZE_RADIUS, VOService, default_services, load_services,
+from vo_al.core.pool.store import PoolStore
+from vo_al.core.spectra.preprocess import preprocess_spectra
+from vo_al.core.base.progress import CancelToken, run_job
+from vo_al.core.spectra.readers import read_spectrum
+from vo_al.core.vo.services import (SIZE_RADIUS, VOService, default_services, load_services,
                                     resolve_service, save_services)
-from vo_al.core import synthetic
+from vo_al.core.demo import synthetic
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -476,7 +476,7 @@ def test_harvest_cancel_between_files(server, session, tmp_path):
     token = CancelToken()
     job = harvest(pool, tmp_path / "h", items, session=session, workers=1, batch=10,
                   cancel=token)
-    from vo_al.core.errors import Cancelled
+    from vo_al.core.base.errors import Cancelled
 
     with pytest.raises(Cancelled):
         for p in job:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent / "dachs"))
 
 from make_simbad_like import offset, pool_positions  # noqa: E402
 
-from vo_al.core.synthetic import designation_for  # noqa: E402
+from vo_al.core.demo.synthetic import designation_for  # noqa: E402
 
 COLUMNS = ["designation", "ra", "dec", "w1", "w1_err", "h", "h_err", "k", "k_err",
            "Halpha_type", "objtype_Hou", "objtype_SIMBAD"]

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from vo_al.core.synthetic import make_pool
+from vo_al.core.demo.synthetic import make_pool
 
 HERE = Path(__file__).resolve().parent
 

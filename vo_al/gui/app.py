@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from PyQt6.QtCore import Qt
     from PyQt6.QtWidgets import QApplication
 
-    from .main_window import MainWindow
+    from vo_al.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("vo-al")

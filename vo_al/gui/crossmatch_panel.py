@@ -21,18 +21,18 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, 
                              QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
                              QVBoxLayout, QWidget)
 
-from vo_al.core import crossmatch as xm
-from vo_al.core.crossmatch_job import (ALL, SHIPPED_H16, SHIPPED_SIMBAD_LIKE, SIMBAD_SOURCES,
+from vo_al.core.xmatch import match as xm
+from vo_al.core.jobs.crossmatch import (ALL, SHIPPED_H16, SHIPPED_SIMBAD_LIKE, SIMBAD_SOURCES,
                                        CrossmatchRun, CrossmatchSettings, crossmatch_job,
                                        describe_groups, export_job)
-from vo_al.core.demo_catalogues import project_catalogues
-from vo_al.core.errors import ParameterError
-from vo_al.core.progress import Progress
+from vo_al.core.demo.catalogues import project_catalogues
+from vo_al.core.base.errors import ParameterError
+from vo_al.core.base.progress import Progress
 
-from .array_proxy import ArraySortFilterProxy
-from .dashboard import ColumnTableModel
-from .table_view import catalogue_table_view
-from .workers import JobWorker, call_job
+from vo_al.gui.array_proxy import ArraySortFilterProxy
+from vo_al.gui.dashboard import ColumnTableModel
+from vo_al.gui.table_view import catalogue_table_view
+from vo_al.gui.workers import JobWorker, call_job
 
 class RadiusScanPlot(pg.PlotWidget):
     def __init__(self, parent=None):

@@ -19,18 +19,18 @@ from PyQt6.QtCore import QAbstractTableModel, QModelIndex, Qt, pyqtSignal
 from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                              QVBoxLayout, QWidget)
 
-from vo_al.core.candidates import COLUMNS
-from vo_al.core.dashboard_data import (ENTROPY_BINS, N_CLASSES, DashboardData, dashboard_job,
-                                       entropy_edges, export_catalogue_file)
-from vo_al.core.settings import CLASS_NAMES
+from vo_al.core.session.candidates import COLUMNS, export_candidates
+from vo_al.core.jobs.dashboard import (ENTROPY_BINS, N_CLASSES, DashboardData, dashboard_job,
+                                       entropy_edges)
+from vo_al.core.export.formats import dialog_filters, format_of
+from vo_al.core.learning.classes import CLASS_NAMES
 
-from .array_proxy import ArraySortFilterProxy
-from .table_view import catalogue_table_view
-from .workers import JobWorker, call_job
+from vo_al.gui.array_proxy import ArraySortFilterProxy
+from vo_al.gui.table_view import catalogue_table_view
+from vo_al.gui.workers import JobWorker, call_job
 
 # the catalogue formats the export dialog offers (write_catalogue picks the format by suffix)
-EXPORT_FILTERS = {"VOTable (*.vot *.xml)": ".vot", "CSV (*.csv)": ".csv", "ECSV (*.ecsv)": ".ecsv"}
-EXPORT_SUFFIXES = (".vot", ".xml", ".csv", ".ecsv")
+EXPORT_FILTERS = dialog_filters()
 
 
 # -- the widgets ---------------------------------------------------------------------------------
@@ -364,7 +364,7 @@ class Dashboard(QWidget):
                                                    ";;".join(EXPORT_FILTERS))
         if not path:
             return None
-        if Path(path).suffix.lower() not in EXPORT_SUFFIXES:
+        if format_of(path, writable=True) is None:
             path += EXPORT_FILTERS.get(chosen, ".vot")
         return self.export_catalogue(Path(path), rejected)
 
@@ -378,11 +378,11 @@ class Dashboard(QWidget):
         if self.session is None:
             self._fail(f"exporting the {what} to {path} failed: no project open")
             return None
-        project = self.session.project
+        session = self.session
         if self.export_worker is not None:
             self.export_worker.deleteLater()
         worker = JobWorker(call_job("export",
-                                    lambda: export_catalogue_file(project, path, rejected)),
+                                    lambda: export_candidates(session, path, rejected)),
                            name="export", parent=self)
         worker.returned.connect(self._exported)
         worker.errored.connect(lambda exc: self._fail(

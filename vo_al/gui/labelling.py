@@ -20,14 +20,14 @@ import pyqtgraph as pg
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from vo_al.core.errors import VoAlError
-from vo_al.core.harvest import project_cache_folder
-from vo_al.core.preferences import DEFAULT_LABEL_KEYS, UserPreferences
-from vo_al.core.preprocess import HALPHA_VAC, HEI_6678_VAC, window_grid
-from vo_al.core.session import PRECISION_PURPOSE, PendingLabel
-from vo_al.core.settings import CLASS_NAMES
-from vo_al.core.spectrum_prefetch import SpectrumPrefetcher
-from vo_al.core.strategies import entropy_score
+from vo_al.core.base.errors import VoAlError
+from vo_al.core.vo.harvest import project_cache_folder
+from vo_al.core.session.preferences import DEFAULT_LABEL_KEYS, UserPreferences
+from vo_al.core.spectra.preprocess import HALPHA_VAC, HEI_6678_VAC, window_grid
+from vo_al.core.session.loop import PRECISION_PURPOSE, PendingLabel
+from vo_al.core.learning.classes import CLASS_NAMES
+from vo_al.core.vo.prefetch import SpectrumPrefetcher
+from vo_al.core.learning.strategies import entropy_score
 
 QUERY_BANNER = "oracle batch — training data"
 PRECISION_BANNER = "precision sample — not training data"

@@ -15,35 +15,24 @@ from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMai
                              QMessageBox, QProgressBar, QPushButton, QTabWidget, QVBoxLayout,
                              QWidget)
 
-from vo_al.core import session as steps
-from vo_al.core.errors import VoAlError
-from vo_al.core.preferences import UserPreferences, load_preferences, update_preferences
-from vo_al.core.progress import Progress
-from vo_al.core.project import Project
-from vo_al.core.session import ActiveLearningSession
-from vo_al.core.simulate import SimulationConfig, demo_config, demo_settings, prepare
+from vo_al.core.session import loop as steps
+from vo_al.core.base.errors import VoAlError
+from vo_al.core.session.preferences import UserPreferences, load_preferences, update_preferences
+from vo_al.core.base.progress import Progress
+from vo_al.core.session.project import Project
+from vo_al.core.session.loop import ActiveLearningSession
+from vo_al.core.demo.simulate import SimulationConfig, demo_config, demo_settings, prepare
 
-from .crossmatch_panel import CrossmatchPanel
-from .dashboard import Dashboard
-from .labelling import LabellingView
-from .samp_panel import SampPanel
-from .settings_dialog import SettingsDialog
-from .step_jobs import step_job_factory
-from .sources_panel import SourcesPanel
-from .workers import EtaClock, JobWorker, format_eta
+from vo_al.gui.crossmatch_panel import CrossmatchPanel
+from vo_al.gui.dashboard import Dashboard
+from vo_al.gui.labelling import LabellingView
+from vo_al.gui.samp_panel import SampPanel
+from vo_al.gui.settings_dialog import SettingsDialog
+from vo_al.gui.step_jobs import step_job_factory
+from vo_al.gui.sources_panel import SourcesPanel
+from vo_al.gui.workers import EtaClock, JobWorker, format_eta
 
-STEP_BUTTONS = ("train", "score", "query", "estimate", "finish")
-
-
-def enabled_steps(session) -> set[str]:
-    """Which of STEP_BUTTONS may run now (a pure function of the session's state)."""
-    if session is None:
-        return set()
-    step = session.next_step()
-    enabled = {step} & set(STEP_BUTTONS)
-    if step == steps.TRAIN and any(r.get("model_path") for r in session.store.iterations()):
-        enabled.add("finish")       # the expert may stop the active phase early
-    return enabled
+STEP_BUTTONS = steps.ACTIONS
 
 
 class TrainingPanel(QWidget):
@@ -373,7 +362,7 @@ class MainWindow(QMainWindow):
     def refresh(self, keep_status: bool = False) -> None:
         running = self.worker is not None and self.worker.is_running
         # no step while the pool grows: a score would miss rows, a query mismatch them
-        allowed = set() if running or self.sources.is_running else enabled_steps(self.session)
+        allowed = set() if running or self.sources.is_running else (self.session.enabled_actions() if self.session else set())
         for name, button in self.panel.buttons.items():
             button.setEnabled(name in allowed)
         self.panel.cancel_button.setEnabled(running)

@@ -17,9 +17,9 @@ from PyQt6.QtCore import QItemSelection, QItemSelectionModel, QObject, pyqtSigna
 from PyQt6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QTableView, QTreeWidget,
                              QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from vo_al.core.samp import SampEvent, SampLink
+from vo_al.core.samp.link import SampEvent, SampLink
 
-from .workers import JobWorker, call_job
+from vo_al.gui.workers import JobWorker, call_job
 
 
 class SampBridge(QObject):

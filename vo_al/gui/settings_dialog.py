@@ -14,9 +14,9 @@ from dataclasses import fields
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
                              QLabel, QLineEdit, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
-from vo_al.core.errors import VoAlError
-from vo_al.core.preferences import UserPreferences, preferences_path, update_preferences
-from vo_al.core.strategies import STRATEGIES
+from vo_al.core.base.errors import VoAlError
+from vo_al.core.session.preferences import UserPreferences, preferences_path, update_preferences
+from vo_al.core.learning.strategies import STRATEGIES
 
 
 def _text(value) -> str:

@@ -22,15 +22,15 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, 
                              QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar,
                              QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
-from vo_al.core.errors import ParameterError
-from vo_al.core.harvest import project_harvest_folder
-from vo_al.core.progress import Progress
-from vo_al.core.vo_services import (SSAP, TAP, VOService, default_services, load_services,
+from vo_al.core.base.errors import ParameterError
+from vo_al.core.vo.harvest import project_harvest_folder
+from vo_al.core.base.progress import Progress
+from vo_al.core.vo.services import (SSAP, TAP, VOService, default_services, load_services,
                                     resolve_service)
 
-from .dashboard import ColumnTableModel
-from .table_view import catalogue_table_view
-from .workers import EtaClock, JobWorker, format_eta
+from vo_al.gui.dashboard import ColumnTableModel
+from vo_al.gui.table_view import catalogue_table_view
+from vo_al.gui.workers import EtaClock, JobWorker, format_eta
 
 ARCMIN_PER_DEG = 60.0
 ANGSTROM = 1e-10                     # SSA's BAND is in metres
@@ -85,7 +85,7 @@ def display_columns(table) -> dict[str, np.ndarray]:
 
 def search_job(kind: str, service: VOService, request: dict, cancel):
     """Job: run one SSAP search or TAP query; returns {'table', 'columns'}."""
-    from vo_al.core.vo_query import ssap_search, tap_query
+    from vo_al.core.vo.query import ssap_search, tap_query
 
     yield Progress("search", 0, None, f"querying {service.url}")
     if kind == SSAP:
@@ -97,7 +97,7 @@ def search_job(kind: str, service: VOService, request: dict, cancel):
 
 def harvest_job(pool, folder: Path, table, settings, options: dict, cancel):
     """Job: download, preprocess and add the result rows' spectra to the pool (resumable)."""
-    from vo_al.core.harvest import harvest_table
+    from vo_al.core.vo.harvest import harvest_table
 
     return (yield from harvest_table(pool, folder, table, settings=settings, cancel=cancel,
                                      **options))
@@ -105,7 +105,7 @@ def harvest_job(pool, folder: Path, table, settings, options: dict, cancel):
 
 def ingest_job(pool, folder: Path, settings, workers: int, cancel):
     """Job: find the spectrum files under `folder` and ingest them into the pool."""
-    from vo_al.core.pool import DEFAULT_PATTERNS, find_spectrum_files, ingest_files
+    from vo_al.core.pool.store import DEFAULT_PATTERNS, find_spectrum_files, ingest_files
 
     yield Progress("scan", 0, None, f"looking for spectra in {folder}")
     paths = find_spectrum_files(folder)

@@ -12,9 +12,9 @@ sees its commits when the job ends. Query and estimate are quick synchronous cal
 
 from __future__ import annotations
 
-from vo_al.core.process_job import finish_project, run_in_process, score_project, train_project
+from vo_al.core.jobs.process import finish_project, run_in_process, score_project, train_project
 
-from .workers import JobFactory, call_job
+from vo_al.gui.workers import JobFactory, call_job
 
 IN_CHILD_PROCESS = {"train": train_project, "score": score_project, "finish": finish_project}
 

@@ -17,8 +17,8 @@ from typing import Callable
 
 from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 
-from vo_al.core.errors import Cancelled
-from vo_al.core.progress import CancelToken, Job, Progress
+from vo_al.core.base.errors import Cancelled
+from vo_al.core.base.progress import CancelToken, Job, Progress
 
 JobFactory = Callable[[CancelToken], Job]
 

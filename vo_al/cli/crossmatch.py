@@ -1,0 +1,146 @@
+"""`vo-al crossmatch`, `vo-al radius-scan` and `vo-al export`: thin calls into core.crossmatch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vo_al.core.base.errors import ParameterError
+from vo_al.core.export.formats import EXPORT_FORMATS, TABLE_FORMATS, parse_formats
+
+
+def _candidates(project_folder):
+    """(project, SessionCandidates) of a project folder."""
+    from vo_al.core.session.candidates import session_candidates
+    from vo_al.core.session.loop import ActiveLearningSession
+    from vo_al.core.session.project import Project
+
+    project = Project.open(project_folder)
+    return project, session_candidates(ActiveLearningSession(project))
+
+
+def _simbad_catalogue(args):
+    """--catalogue FILE (a local SIMBAD-like file) or --simbad-service simbad|local|URL|none."""
+    from vo_al.core.xmatch import match as xm
+
+    service = getattr(args, "simbad_service", None)
+    if args.catalogue:
+        if service not in (None, "none"):
+            raise ParameterError("--catalogue", args.catalogue,
+                                 "either --catalogue or --simbad-service, not both")
+        return xm.LocalCatalogue.from_file(args.catalogue)
+    service = service or "simbad"
+    if service == "none":
+        return None
+    if service == "simbad":
+        return xm.TapCatalogue(xm.SIMBAD_TAP_URL, xm.SIMBAD_COLUMNS, name="SIMBAD")
+    columns = xm.CatalogueColumns(args.tap_table or "basic", args.id_column, args.ra_column,
+                                  args.dec_column, args.otype_column)
+    if service == "local":
+        from vo_al.core.vo.services import local_dachs_base
+
+        columns = xm.CatalogueColumns(args.tap_table or xm.SIMBAD_LIKE_COLUMNS.table,
+                                      args.id_column, args.ra_column, args.dec_column,
+                                      args.otype_column)
+        return xm.TapCatalogue(f"{local_dachs_base()}/tap", columns, name="local simbad_like")
+    if not service.startswith(("http://", "https://")):
+        raise ParameterError("--simbad-service", service, "simbad, local, none or a TAP URL")
+    return xm.TapCatalogue(service, columns)
+
+
+def cmd_crossmatch(args):
+    from vo_al.core.xmatch import match as xm
+
+    project, found = _candidates(args.project)
+    candidates, rejected, params = found.candidates, found.rejected, found.provenance
+    simbad = _simbad_catalogue(args)
+    h16 = xm.h16_catalogue(args.h16) if args.h16 else None
+    result = xm.crossmatch_candidates(candidates, simbad, h16, radius=args.radius,
+                                      h16_radius=args.h16_radius, rejected=rejected,
+                                      params=params)
+    out = Path(args.out) if args.out else project.folder / "crossmatch"
+    paths = xm.write_tables(result, out, parse_formats(args.formats))
+    print(json.dumps({"counts": result.counts(), "groups": result.groups,
+                      "out": str(out), "files": len(paths)}, indent=1))
+
+
+def cmd_radius_scan(args):
+    from vo_al.core.xmatch import match as xm
+    from vo_al.core.export.catalogue import write_catalogue
+
+    project, found = _candidates(args.project)
+    candidates, params = found.candidates, found.provenance
+    catalogue = _simbad_catalogue(args)
+    if catalogue is None:
+        raise ParameterError("--simbad-service", "none", "a catalogue to scan")
+    radii = [float(r) for r in args.radii.split(",") if r.strip()]
+    scan = xm.radius_scan(catalogue, candidates["ra"], candidates["dec"], radii)
+    out = Path(args.out) if args.out else project.folder / "crossmatch"
+    params = dict(params, catalogue=getattr(catalogue, "name", ""),
+                  radii=",".join(f"{r:g}" for r in radii))
+    for fmt in parse_formats(args.formats):
+        write_catalogue(scan, out / f"radius_scan{TABLE_FORMATS[fmt].suffix}", fmt, params)
+    png = xm.plot_radius_scan(scan, out / "radius_scan.png", chosen=args.chosen)
+    scan.pprint(max_lines=-1, max_width=-1)
+    print(f"plot: {png}")
+
+
+def cmd_export(args):
+    from vo_al.core.session.candidates import export_candidates
+    from vo_al.core.session.loop import ActiveLearningSession
+    from vo_al.core.session.project import Project
+
+    session = ActiveLearningSession(Project.open(args.project))
+    done = export_candidates(session, Path(args.out), args.rejected, args.format)
+    print(f"wrote {done['rows']} rows to {done['path']}")
+
+
+def _add_catalogue_args(p):
+    p.add_argument("--simbad-service", default=None,
+                   help="simbad (default: the CDS SIMBAD TAP), local (the local DaCHS's "
+                        "lamost.simbad_like), none, or a TAP URL")
+    p.add_argument("--catalogue", help="a local catalogue file (VOTable, FITS, CSV, ECSV) used "
+                                       "instead of the SIMBAD service")
+    p.add_argument("--tap-table", help="TAP table (default basic, or lamost.simbad_like for "
+                                       "local)")
+    p.add_argument("--id-column", default="main_id")
+    p.add_argument("--ra-column", default="ra")
+    p.add_argument("--dec-column", default="dec")
+    p.add_argument("--otype-column", default="otype")
+    p.add_argument("--out", help="output folder (default PROJECT/crossmatch)")
+    p.add_argument("--formats", default=",".join(EXPORT_FORMATS), help=",".join(EXPORT_FORMATS))
+
+
+def add_crossmatch_commands(sub) -> None:
+    """Add `crossmatch`, `radius-scan` and `export` to an argparse subparsers object."""
+    from vo_al.core.xmatch.match import DEFAULT_H16_RADIUS, DEFAULT_SIMBAD_RADIUS, SCAN_RADII
+
+    p = sub.add_parser("crossmatch", help="cross-match the candidates with SIMBAD and H16; "
+                       "write the four tables (known in H16, new in SIMBAD, new and unknown, "
+                       "rejected)")
+    p.add_argument("project", help="project folder")
+    _add_catalogue_args(p)
+    p.add_argument("--h16", help="H16 catalogue file (Hou et al. 2016 table as published)")
+    p.add_argument("--radius", type=float, default=DEFAULT_SIMBAD_RADIUS,
+                   help="SIMBAD radius in arcsec, 5-300 (20)")
+    p.add_argument("--h16-radius", type=float, default=DEFAULT_H16_RADIUS,
+                   help="H16 radius in arcsec (5)")
+    p.set_defaults(func=cmd_crossmatch)
+
+    p = sub.add_parser("radius-scan", help="match counts for radii 5-300 arcsec: table and PNG")
+    p.add_argument("project", help="project folder")
+    _add_catalogue_args(p)
+    p.add_argument("--radii", default=",".join(str(r) for r in SCAN_RADII))
+    p.add_argument("--chosen", type=float, default=DEFAULT_SIMBAD_RADIUS,
+                   help="radius marked on the plot")
+    p.set_defaults(func=cmd_radius_scan)
+
+    p = sub.add_parser("export", help="write the candidates (or rejected spectra) as VOTable, "
+                       "CSV or ECSV with the run's settings")
+    p.add_argument("project", help="project folder")
+    p.add_argument("--out", default="candidates.vot",
+                   help="file (.vot/.xml, .csv, .ecsv; default candidates.vot)")
+    p.add_argument("--format", choices=list(EXPORT_FORMATS),
+                   help="format (default from the suffix)")
+    p.add_argument("--rejected", action="store_true", help="export the rejected spectra")
+    p.set_defaults(func=cmd_export)

@@ -1,0 +1,162 @@
+"""The 1-D CNN of the paper (Sect. 3.4, Fig. 4) in Keras 3, trained epoch by epoch as a job.
+
+Nothing here ties the model to one backend: TensorFlow is the default, and JAX or PyTorch work
+through KERAS_BACKEND. Keras is imported lazily because `import tensorflow` costs seconds and
+hundreds of MB, which commands such as `vo-al status` should not pay.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vo_al.core.base.errors import Cancelled
+from vo_al.core.base.progress import CancelToken, Job, Progress
+
+from vo_al.core.learning.classes import N_CLASSES
+
+
+def _keras():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    # tf.function retracing notices (a new model per iteration, a short last batch) are noise
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    return keras
+
+
+def build_cnn(n_points: int = 140, n_classes: int = N_CLASSES, seed: int = 0):
+    """input 140x1 -> 2x conv3-64 -> pool -> 2x conv3-128 -> pool -> 2x conv3-256 -> pool ->
+    fc-512 -> dropout .5 -> fc-512 -> dropout .5 -> softmax(3). ReLU, Adam defaults."""
+    keras = _keras()
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    conv = dict(kernel_size=3, padding="same", activation="relu")
+    model = keras.Sequential([
+        keras.Input(shape=(n_points, 1)),
+        layers.Conv1D(64, **conv), layers.Conv1D(64, **conv),
+        layers.MaxPooling1D(pool_size=2, strides=2, padding="valid"),
+        layers.Conv1D(128, **conv), layers.Conv1D(128, **conv),
+        layers.MaxPooling1D(pool_size=2, strides=2, padding="valid"),
+        layers.Conv1D(256, **conv), layers.Conv1D(256, **conv),
+        layers.MaxPooling1D(pool_size=2, strides=2, padding="valid"),
+        layers.Flatten(),
+        layers.Dense(512, activation="relu"), layers.Dropout(0.5),
+        layers.Dense(512, activation="relu"), layers.Dropout(0.5),
+        layers.Dense(n_classes, activation="softmax"),
+    ], name="vo_al_cnn")
+    model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+@dataclass
+class TrainingReport:
+    epochs: int
+    best_epoch: int
+    best_loss: float
+    stopped_early: bool
+    history: list = field(default_factory=list)   # per epoch: {"loss": .., "accuracy": ..}
+
+
+def train(model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 64, patience: int = 10,
+          min_delta: float = 1e-4, max_epochs: int = 1000, seed: int = 0,
+          cancel: CancelToken | None = None, stage: str = "train") -> Job[TrainingReport]:
+    """Fit on (x, y) with early stopping on the TRAINING loss (the paper has no validation split).
+
+    Stops when the loss has not improved by at least `min_delta` for `patience` epochs and
+    restores the best weights. Yields one Progress per epoch; cancel is checked between epochs
+    (the model then keeps its best weights so far and Cancelled is raised).
+    """
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    x = np.asarray(x, dtype=np.float32)[..., None]
+    y_onehot = keras.utils.to_categorical(np.asarray(y), N_CLASSES).astype(np.float32)
+    best_loss, best_epoch, best_weights, wait = np.inf, -1, None, 0
+    history = []
+    epoch = 0
+    stopped_early = False
+    for epoch in range(max_epochs):
+        if cancel is not None and cancel.cancelled:
+            if best_weights is not None:
+                model.set_weights(best_weights)
+            raise Cancelled(f"training cancelled after {epoch} epochs")
+        fit = model.fit(x, y_onehot, batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
+        logs = {k: float(v[-1]) for k, v in fit.history.items()}
+        history.append(logs)
+        loss = logs["loss"]
+        if loss < best_loss - min_delta:
+            best_loss, best_epoch, wait = loss, epoch, 0
+            best_weights = model.get_weights()
+        else:
+            wait += 1
+        # total = the epoch cap: the bar and its ETA are an upper bound (early stopping ends
+        # sooner, and says so in the message)
+        yield Progress(stage, epoch + 1, max_epochs,
+                       f"loss {loss:.4f} best {best_loss:.4f} (epoch {best_epoch + 1}); stops "
+                       f"after {patience - wait} more without improvement",
+                       {"epoch": epoch + 1, **logs})
+        if wait >= patience:
+            stopped_early = True
+            break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    return TrainingReport(len(history), best_epoch + 1, float(best_loss), stopped_early, history)
+
+
+def predict_proba(model, rows: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+    """Class probabilities (n, 3) float32 for preprocessed rows (n, 140).
+
+    A loop of `predict_on_batch` rather than `model.predict`: on a freshly trained model the first
+    large `model.predict` call ran at ~3.2 k spectra/s against ~4.8 k/s for this loop (later
+    calls at par), and scoring meets a fresh model every iteration; see benchmarks/RESULTS.md.
+    """
+    out = np.empty((len(rows), N_CLASSES), np.float32)
+    for start in range(0, len(rows), batch_size):
+        x = np.asarray(rows[start:start + batch_size], dtype=np.float32)[..., None]
+        out[start:start + len(x)] = np.asarray(model.predict_on_batch(x))
+    return out
+
+
+def save_model(model, path: Path) -> None:
+    """Save atomically: a crash while saving keeps the previous checkpoint intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def load_model(path: Path):
+    keras = _keras()
+    return keras.models.load_model(Path(path))
+
+
+def describe_device() -> str:
+    """Which device the backend computes on: 'GPU (name)' or 'CPU'."""
+    keras = _keras()
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            return f"GPU ({gpus[0].name}), tensorflow" if gpus else "CPU, tensorflow"
+        if backend == "jax":
+            import jax
+
+            dev = jax.devices()[0]
+            return f"{dev.platform.upper()} ({dev.device_kind}), jax"
+        if backend == "torch":
+            import torch
+
+            return ("GPU (%s), torch" % torch.cuda.get_device_name(0)
+                    if torch.cuda.is_available() else "CPU, torch")
+    except Exception as exc:  # device query is informative only; never fail a run on it
+        return f"unknown ({backend}: {exc})"
+    return f"unknown ({backend})"

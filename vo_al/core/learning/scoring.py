@@ -1,0 +1,46 @@
+"""Chunked scoring of the whole pool into an on-disk array of class probabilities."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vo_al.core.base.progress import CancelToken, Job, Progress
+
+
+def score_pool(model, pool, out_path: Path, chunk_rows: int = 65536, batch_size: int = 2048,
+               cancel: CancelToken | None = None) -> Job[Path]:
+    """Write P(class) for every pool row to `out_path` (.npy, N x 3 float32, memory-mappable).
+
+    The array is written under a temporary name and renamed when complete, so a reader never
+    sees a half-scored pool. Cancel is honoured between chunks.
+    """
+    from vo_al.core.learning.model import N_CLASSES, predict_proba
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.stem}.partial.npy")
+    total = len(pool)
+    proba = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(total, N_CLASSES))
+    done = 0
+    yield Progress("score", 0, total)
+    for start, rows in pool.iter_chunks(chunk_rows):
+        if cancel is not None:
+            cancel.raise_if_cancelled("scoring")
+        proba[start:start + len(rows)] = predict_proba(model, rows, batch_size=batch_size)
+        done += len(rows)
+        yield Progress("score", done, total)
+    proba.flush()
+    del proba
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def predicted_classes(proba: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """Arg-max class per row, computed in chunks so a memory-mapped array stays on disk."""
+    out = np.empty(len(proba), dtype=np.int8)
+    for start in range(0, len(proba), chunk):
+        out[start:start + chunk] = np.argmax(proba[start:start + chunk], axis=1)
+    return out

@@ -1,0 +1,129 @@
+"""The candidates of a session, one owner: what every table, export, cross-match and SAMP send uses.
+
+Final candidates (paper Sect. 2.3) are the pool spectra predicted as target plus the oracle's
+targets; a spectrum the oracle labelled overrides its prediction (origin 'oracle'), so one the
+reviewer rejected is never a candidate. The rejected spectra (oracle label non-target) are a table
+of the same columns. `session_candidates(session)` gives both with the provenance of the scores;
+the CLI, the dashboard, the cross-match, the exports and SAMP all call it (or `candidate_table`
+with scores they already hold).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vo_al.core.base.atomic import atomic_write_text
+from vo_al.core.base.errors import ProjectError
+from vo_al.core.learning.classes import CLASS_NAMES, NON_TARGET, TARGET_CLASSES
+from vo_al.core.learning.scoring import predicted_classes
+
+COLUMNS = ("pool_index", "name", "designation", "ra", "dec", "class", "origin",
+           "p_non_target", "p_single", "p_double", "snr", "source")
+META_COLUMNS = ("name", "designation", "ra", "dec", "snr", "source")   # read from the pool
+
+
+def _rows_table(pool, rows: np.ndarray, proba: np.ndarray, class_names, origin) -> dict:
+    """The COLUMNS of pool `rows`: metadata from the pool, class, origin, probabilities."""
+    meta = pool.metadata(rows, list(META_COLUMNS))
+    p = np.asarray(proba[rows]) if len(rows) else np.empty((0, 3), np.float32)
+    return {"pool_index": rows, "name": meta["name"], "designation": meta["designation"],
+            "ra": meta["ra"], "dec": meta["dec"], "class": class_names, "origin": origin,
+            "p_non_target": p[:, 0], "p_single": p[:, 1], "p_double": p[:, 2],
+            "snr": meta["snr"], "source": meta["source"]}
+
+
+def candidate_table(pool, proba: np.ndarray, oracle: dict) -> dict:
+    """Column-oriented table of candidates, ordered by pool index.
+
+    `oracle` maps pool index -> label; an oracle label overrides the prediction (origin
+    'oracle'), so a spectrum the oracle rejected is never a candidate.
+    """
+    predicted = predicted_classes(proba)
+    is_candidate = np.isin(predicted, TARGET_CLASSES)
+    classes = predicted.astype(np.int64)
+    # fixed-width str arrays, not object arrays: the app sorts and filters them with numpy
+    origin = np.full(len(predicted), "predicted", dtype="U9")
+    if oracle:
+        index = np.fromiter(oracle, dtype=np.int64)
+        labels = np.array([oracle[i] for i in index], dtype=np.int64)
+        is_candidate[index] = np.isin(labels, TARGET_CLASSES)
+        classes[index] = labels
+        origin[index] = "oracle"
+    rows = np.flatnonzero(is_candidate)
+    return _rows_table(pool, rows, proba, np.asarray(CLASS_NAMES)[classes[rows]], origin[rows])
+
+
+def rejected_table(pool, proba: np.ndarray, oracle: dict) -> dict:
+    """Spectra the reviewer rejected: every oracle label of non-target (class 0).
+
+    Same columns as `candidate_table` (class 'non-target', origin 'oracle'); p_* are the CNN's
+    latest probabilities, so a high p_single/p_double shows what the model had thought before
+    (or despite) the reviewer's label.
+    """
+    rows = np.array(sorted(i for i, lab in oracle.items() if int(lab) == NON_TARGET),
+                    dtype=np.int64)
+    return _rows_table(pool, rows, proba,
+                       np.full(rows.size, CLASS_NAMES[NON_TARGET], dtype=object),
+                       np.full(rows.size, "oracle", dtype=object))
+
+
+@dataclass
+class SessionCandidates:
+    """A session's candidates and rejected spectra, and where they come from."""
+
+    candidates: dict            # COLUMNS -> arrays
+    rejected: dict              # the same columns
+    provenance: dict            # project, iteration, n_oracle_labels, model, scores
+
+
+def session_candidates(session, proba: np.ndarray | None = None) -> SessionCandidates:
+    """The candidates of `session`'s latest scores (or of `proba`) and its oracle labels."""
+    project = session.project
+    proba = session.latest_probabilities() if proba is None else proba
+    oracle = session.store.oracle_labels()
+    try:
+        model = str(session.last_trained().get("model_path") or "")
+    except ProjectError:                                 # no model trained: none to name
+        model = ""
+    final = project.folder / "scores" / "final.npy"
+    provenance = {"project": str(project.folder), "iteration": int(session.iteration),
+                  "n_oracle_labels": len(oracle), "model": model,
+                  "scores": "final" if final.exists() else f"iteration {session.iteration}"}
+    return SessionCandidates(candidate_table(project.pool, proba, oracle),
+                             rejected_table(project.pool, proba, oracle), provenance)
+
+
+def write_table_csv(table: dict, path: Path, columns=COLUMNS) -> Path:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(columns)
+    n = len(table[columns[0]])
+    for i in range(n):
+        row = []
+        for c in columns:
+            v = table[c][i]
+            row.append(f"{v:.6g}" if isinstance(v, (float, np.floating)) else v)
+        writer.writerow(row)
+    atomic_write_text(Path(path), buf.getvalue())
+    return Path(path)
+
+
+def write_candidates(session, proba: np.ndarray, path: Path) -> Path:
+    return write_table_csv(session_candidates(session, proba).candidates, path)
+
+
+def export_candidates(session, path: Path, rejected: bool = False, fmt: str | None = None) -> dict:
+    """Write the session's candidates (or rejected spectra) as a catalogue with their provenance:
+    `vo-al export` and the dashboard's export buttons. The format comes from `fmt` or the suffix."""
+    from vo_al.core.export.catalogue import write_catalogue
+
+    found = session_candidates(session)
+    table = found.rejected if rejected else found.candidates
+    params = dict(found.provenance, table="rejected" if rejected else "candidates")
+    written = write_catalogue(table, Path(path), fmt, params)
+    return {"path": str(written), "rows": len(table["ra"]), "table": params["table"]}

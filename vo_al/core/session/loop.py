@@ -1,0 +1,323 @@
+"""The active-learning loop of the paper (Sect. 2.3, Fig. 1), one durable step at a time.
+
+Each iteration i: train the CNN on the initial set plus every oracle label so far (SMOTE-balanced),
+score the whole pool, query the `batch_size` most informative spectra for the oracle, draw a
+random sample of `precision_sample` predicted targets for the precision estimate, collect labels,
+estimate precision. Oracle labels become training data (the spectra leave the pool); precision
+labels are NOT training data and the spectra stay in the pool. When the estimate has reached the
+threshold `threshold_hits` times, `finish` does the long training and final scoring, and the
+candidates are the pool spectra predicted as target plus the oracle's targets.
+
+Every step writes its result to the project before it returns, so the session can be resumed
+from any point by any front end (command line, GUI, tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vo_al.core.learning.balance import smote_balance
+from vo_al.core.base.errors import ProjectError, ParameterError
+from vo_al.core.base.npy import open_npy
+from vo_al.core.learning.precision import PrecisionEstimate, draw_precision_sample, estimate_precision
+from vo_al.core.base.progress import CancelToken, Job, Progress
+from vo_al.core.learning.scoring import predicted_classes, score_pool
+from vo_al.core.learning.classes import TARGET_CLASSES
+from vo_al.core.learning.strategies import query as run_query
+
+# the steps of an iteration, in order
+TRAIN, SCORE, QUERY, LABEL, ESTIMATE, FINISH, DONE = (
+    "train", "score", "query", "label", "estimate", "finish", "done")
+
+QUERY_PURPOSE, PRECISION_PURPOSE = "query", "precision"
+# the steps a person starts (LABEL is done spectrum by spectrum, DONE is no step)
+ACTIONS = (TRAIN, SCORE, QUERY, ESTIMATE, FINISH)
+
+
+@dataclass(frozen=True)
+class PendingLabel:
+    pool_index: int
+    name: str
+    purpose: str        # "query" (training data) or "precision" (test sample, forgotten)
+
+
+class ActiveLearningSession:
+    def __init__(self, project):
+        self.project = project
+        self.store = project.store
+
+    @property
+    def method(self):
+        """The project's method settings, read afresh: a change in the app applies at once."""
+        return self.project.settings.method
+
+    # -- where are we --------------------------------------------------------------------
+    @property
+    def iteration(self) -> int:
+        rows = self.store.iterations()
+        return rows[-1]["iteration"] if rows else 0
+
+    def current_row(self, iteration: int | None = None) -> dict:
+        """The stored record of an iteration (default: the current one)."""
+        it = self.iteration if iteration is None else iteration
+        return self.store.iteration_row(it) or {"iteration": it}
+
+    def next_step(self) -> str:
+        if self.store.get_final("candidates_path"):
+            return DONE
+        row = self.current_row()
+        if not row.get("model_path"):
+            return TRAIN
+        if not row.get("scores_path"):
+            return SCORE
+        if row.get("query_json") is None:
+            return QUERY
+        if self.pending():
+            return LABEL
+        if row.get("estimate_json") is None:
+            return ESTIMATE
+        if self.stop_rule_met():
+            return FINISH
+        return TRAIN     # of the next iteration
+
+    def enabled_actions(self) -> set[str]:
+        """Which of ACTIONS may run now: the next step, and Finish once a model exists (the
+        expert may stop the active phase early). The app's buttons and the CLI follow it."""
+        step = self.next_step()
+        enabled = {step} & set(ACTIONS)
+        if step == TRAIN and any(r.get("model_path") for r in self.store.iterations()):
+            enabled.add(FINISH)
+        return enabled
+
+    def why_pool_is_fixed(self) -> str | None:
+        """Why spectra cannot join the pool now, or None when they can (between iterations).
+
+        Once an iteration's model is trained, its scores and the query drawn from them describe
+        the pool as it was: rows added then would have no scores and shift nothing, but the
+        scores array would no longer match the pool."""
+        step = self.next_step()
+        if step == TRAIN:
+            return None
+        if step == DONE:
+            return "the active phase is finished (candidates written): the pool is final"
+        return (f"spectra can join the pool only between iterations (next step is '{step}', "
+                f"not 'train'): iteration {self.iteration}'s model and scores cover the pool as "
+                f"it is; finish the iteration first")
+
+    def require_pool_may_grow(self) -> None:
+        reason = self.why_pool_is_fixed()
+        if reason is not None:
+            raise ProjectError(f"{self.project.folder}: {reason}")
+
+    def _require(self, step: str) -> None:
+        current = self.next_step()
+        if current != step:
+            raise ProjectError(f"{self.project.folder}: next step is '{current}', not '{step}'")
+
+    # -- training ----------------------------------------------------------------------------
+    def training_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """Initial labelled set + every oracle label so far (before balancing)."""
+        x0, y0 = self.project.training_arrays()
+        oracle = self.store.oracle_labels()
+        if not oracle:
+            return x0, y0
+        index = np.array(sorted(oracle), dtype=np.int64)
+        x1 = self.project.pool.rows(index)
+        y1 = np.array([oracle[i] for i in index], dtype=np.int64)
+        return np.concatenate([x0, x1]), np.concatenate([y0, y1])
+
+    def train(self, cancel: CancelToken | None = None) -> Job[dict]:
+        """Train the model of the current iteration (or of the next one, if this one is done)."""
+        from vo_al.core.learning.model import build_cnn, load_model, save_model, train
+
+        self._require(TRAIN)
+        row = self.current_row()
+        it = row["iteration"] + 1 if row.get("model_path") else row["iteration"]
+        m = self.method
+        x, y = self.training_data()
+        yield Progress("balance", 0, 1, f"{len(y)} labelled spectra")
+        xb, yb = smote_balance(x, y, seed=m.seed + it)
+        yield Progress("balance", 1, 1, f"{len(yb)} after SMOTE")
+        previous = self.store.iteration_row(it - 1) if it > 0 else None
+        if m.warm_start and previous and previous.get("model_path"):
+            model = load_model(self.project.folder / previous["model_path"])
+        else:
+            model = build_cnn(self.project.settings.preprocess.n_points, seed=m.seed + it)
+        report = yield from train(model, xb, yb, batch_size=m.train_batch, patience=m.patience,
+                                  min_delta=m.min_delta, max_epochs=m.max_epochs,
+                                  seed=m.seed + it, cancel=cancel)
+        rel = f"models/iter-{it:03d}.keras"
+        save_model(model, self.project.folder / rel)
+        summary = {"epochs": report.epochs, "best_epoch": report.best_epoch,
+                   "best_loss": report.best_loss, "n_labelled": int(len(y)),
+                   "n_balanced": int(len(yb)),
+                   "class_counts": np.bincount(y, minlength=3).tolist()}
+        self.store.update_iteration(it, model_path=rel, training_json=summary, n_train=int(len(y)))
+        return summary
+
+    # -- scoring -------------------------------------------------------------------------------
+    def score(self, cancel: CancelToken | None = None) -> Job[Path]:
+        from vo_al.core.learning.model import load_model
+
+        self._require(SCORE)
+        row = self.current_row()
+        model = load_model(self.project.folder / row["model_path"])
+        rel = f"scores/iter-{row['iteration']:03d}.npy"
+        yield from score_pool(model, self.project.pool, self.project.folder / rel,
+                              chunk_rows=self.method.score_chunk, cancel=cancel)
+        self.store.update_iteration(row["iteration"], scores_path=rel)
+        return self.project.folder / rel
+
+    def probabilities(self, iteration: int | None = None) -> np.ndarray:
+        row = self.current_row(iteration)
+        if not row.get("scores_path"):
+            raise ProjectError(f"{self.project.folder}: iteration {row['iteration']} not scored")
+        return open_npy(self.project.folder / row["scores_path"])
+
+    def available_mask(self) -> np.ndarray:
+        """Pool spectra not (yet) labelled by the oracle."""
+        mask = np.ones(len(self.project.pool), dtype=bool)
+        labelled = list(self.store.oracle_labels())
+        if labelled:
+            mask[np.array(labelled, dtype=np.int64)] = False
+        return mask
+
+    # -- query and precision sample -----------------------------------------------------------
+    def query(self) -> dict:
+        """Choose the oracle batch and the precision sample of the current iteration."""
+        self._require(QUERY)
+        it = self.iteration
+        m = self.method
+        proba = np.asarray(self.probabilities())
+        available = self.available_mask()
+        rng = np.random.default_rng([m.seed, it])
+        batch = run_query(m.strategy, proba, available, m.batch_size, rng)
+        in_batch = np.zeros_like(available)
+        in_batch[batch] = True
+        predicted_target = np.isin(predicted_classes(proba), TARGET_CLASSES)
+        sample = draw_precision_sample(predicted_target, available & ~in_batch,
+                                       m.precision_sample, rng)
+        self.store.update_iteration(it, query_json=[int(i) for i in batch],
+                                    sample_json=[int(i) for i in sample])
+        return {"iteration": it, "batch": batch, "sample": sample,
+                "predicted_targets": int(predicted_target[available].sum())}
+
+    def pending(self) -> list[PendingLabel]:
+        """Spectra of the current iteration still waiting for a label, oracle batch first."""
+        row = self.current_row()
+        if row.get("query_json") is None:
+            return []
+        oracle = self.store.oracle_labels()
+        precision = self.store.precision_labels(row["iteration"])
+        todo = ([(i, QUERY_PURPOSE) for i in row["query_json"] if i not in oracle]
+                + [(i, PRECISION_PURPOSE) for i in row["sample_json"] if i not in precision])
+        if not todo:
+            return []
+        names = self.project.pool.metadata(np.array([i for i, _ in todo]), ["name"])["name"]
+        return [PendingLabel(int(i), str(n), p) for (i, p), n in zip(todo, names)]
+
+    def label(self, pool_index: int, label: int) -> PendingLabel:
+        """Record one label durably (committed before this returns)."""
+        if label not in (0, 1, 2):
+            raise ParameterError("label", label, "must be 0, 1 or 2")
+        row = self.current_row()
+        item = next((p for p in self.pending() if p.pool_index == pool_index), None)
+        if item is None:
+            raise ProjectError(f"pool spectrum {pool_index} is not waiting for a label in "
+                               f"iteration {row['iteration']}")
+        if item.purpose == QUERY_PURPOSE:
+            self.store.add_oracle_label(pool_index, item.name, label, row["iteration"])
+        else:
+            self.store.add_precision_label(row["iteration"], pool_index, item.name, label)
+        return item
+
+    def undo_label(self) -> tuple | None:
+        return self.store.remove_last_label(self.iteration)
+
+    # -- precision estimate and stop rule -----------------------------------------------------
+    def estimate(self) -> PrecisionEstimate:
+        self._require(ESTIMATE)
+        row = self.current_row()
+        labels = self.store.precision_labels(row["iteration"])
+        tp = sum(1 for v in labels.values() if v in TARGET_CLASSES)
+        est = estimate_precision(tp, len(labels), self.method.confidence)
+        oracle = self.store.oracle_labels()
+        found = sum(1 for i in row["query_json"] if oracle.get(i) in TARGET_CLASSES)
+        self.store.update_iteration(row["iteration"], estimate_json={
+            **est.as_dict(), "oracle_targets": found, "oracle_batch": len(row["query_json"])})
+        return est
+
+    def estimates(self) -> list[dict]:
+        return [dict(r["estimate_json"], iteration=r["iteration"])
+                for r in self.store.iterations() if r.get("estimate_json")]
+
+    def threshold_hits(self) -> int:
+        return sum(1 for e in self.estimates() if e["sample_size"] > 0
+                   and e["precision"] >= self.method.precision_threshold)
+
+    def stop_rule_met(self) -> bool:
+        return self.threshold_hits() >= self.method.threshold_hits
+
+    # -- after the active phase -----------------------------------------------------------------
+    def finish(self, cancel: CancelToken | None = None) -> Job[dict]:
+        """Long training from the last model on all labels, final scoring, candidates."""
+        from vo_al.core.session.candidates import write_candidates
+        from vo_al.core.learning.model import load_model, save_model, train
+
+        step = self.next_step()
+        if step not in (FINISH, TRAIN, DONE):
+            raise ProjectError(f"{self.project.folder}: next step is '{step}': label and "
+                               f"estimate the current iteration first")
+        m = self.method
+        row = self.last_trained()
+        x, y = self.training_data()
+        xb, yb = smote_balance(x, y, seed=m.seed + 1000)
+        model = load_model(self.project.folder / row["model_path"])
+        report = yield from train(model, xb, yb, batch_size=m.train_batch,
+                                  patience=m.long_patience, min_delta=m.long_min_delta,
+                                  max_epochs=m.long_max_epochs, seed=m.seed + 1000, cancel=cancel,
+                                  stage="long-train")
+        save_model(model, self.project.folder / "models/final.keras")
+        scores = yield from score_pool(model, self.project.pool,
+                                       self.project.folder / "scores/final.npy",
+                                       chunk_rows=m.score_chunk, cancel=cancel)
+        path = write_candidates(self, open_npy(scores),
+                                self.project.folder / "candidates.csv")
+        self.store.set_final("long_training", {"epochs": report.epochs,
+                                               "best_loss": report.best_loss})
+        self.store.set_final("candidates_path", path.name)
+        return {"candidates": str(path), "epochs": report.epochs}
+
+    def last_trained(self) -> dict:
+        """The store's row of the latest iteration that trained a model."""
+        for row in reversed(self.store.iterations()):
+            if row.get("model_path"):
+                return row
+        raise ProjectError(f"{self.project.folder}: no model trained yet")
+
+    def latest_probabilities(self) -> np.ndarray:
+        final = self.project.folder / "scores/final.npy"
+        if final.exists():
+            return open_npy(final)
+        for row in reversed(self.store.iterations()):
+            if row.get("scores_path"):
+                return open_npy(self.project.folder / row["scores_path"])
+        raise ProjectError(f"{self.project.folder}: the pool has not been scored yet")
+
+    # -- summary ---------------------------------------------------------------------------------
+    def status(self) -> dict:
+        rows = self.store.iterations()
+        return {
+            "project": str(self.project.folder),
+            "pool_size": len(self.project.pool),
+            "iteration": self.iteration,
+            "next_step": self.next_step(),
+            "oracle_labels": len(self.store.oracle_labels()),
+            "pending": len(self.pending()),
+            "threshold_hits": self.threshold_hits(),
+            "iterations": [{"iteration": r["iteration"], "n_train": r["n_train"],
+                            "estimate": r["estimate_json"]} for r in rows],
+        }

@@ -1,0 +1,169 @@
+"""A project folder: settings, the labelled training set, a link to the pool, the session."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vo_al.core.base.atomic import atomic_write_text
+from vo_al.core.base.errors import ParameterError, ProjectError
+from vo_al.core.session.labels import read_label_csv, spectrum_key
+from vo_al.core.base.progress import CancelToken, Job
+from vo_al.core.session.store import SessionStore
+from vo_al.core.session.settings import ProjectSettings, update_settings
+
+PROJECT_FILE = "project.json"
+FORMAT_VERSION = 1
+
+
+class Project:
+    """Layout:
+        project.json     format version, pool location, creation time
+        settings.json    method and preprocessing parameters
+        session.sqlite   labels, iterations, precision estimates (durable per label)
+        training/        pool store of the labelled training set (e.g. Ondřejov CCD700)
+        models/          iter-NNN.keras checkpoints, final.keras
+        scores/          iter-NNN.npy class probabilities of the whole pool
+    """
+
+    def __init__(self, folder: Path, info: dict, settings: ProjectSettings):
+        self.folder = Path(folder)
+        self.info = info
+        self.settings = settings
+        self._pool = None
+        self._training = None
+        self._store = None
+
+    # -- creation ----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, folder: Path, pool_folder: Path, settings: ProjectSettings | None = None
+               ) -> "Project":
+        folder = Path(folder)
+        if (folder / PROJECT_FILE).exists():
+            raise ProjectError(f"{folder}: a project already exists here")
+        settings = settings or ProjectSettings.default()
+        settings.validate()
+        folder.mkdir(parents=True, exist_ok=True)
+        pool_folder = Path(pool_folder).resolve()
+        try:
+            pool_ref = str(pool_folder.relative_to(folder.resolve()))
+        except ValueError:
+            pool_ref = str(pool_folder)
+        info = {"format": FORMAT_VERSION, "pool": pool_ref, "created": time.time()}
+        settings.save(folder / "settings.json")
+        atomic_write_text(folder / PROJECT_FILE, json.dumps(info, indent=2))
+        return cls(folder, info, settings)
+
+    @classmethod
+    def open(cls, folder: Path) -> "Project":
+        folder = Path(folder)
+        path = folder / PROJECT_FILE
+        if not path.exists():
+            raise ProjectError(f"{folder}: not a vo-al project (no {PROJECT_FILE})")
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ProjectError(f"{path}: unreadable ({exc})") from exc
+        if info.get("format") != FORMAT_VERSION:
+            raise ProjectError(f"{path}: format {info.get('format')!r}, expected {FORMAT_VERSION}")
+        return cls(folder, info, ProjectSettings.load(folder / "settings.json"))
+
+    def save_settings(self) -> None:
+        self.settings.validate()
+        self.settings.save(self.folder / "settings.json")
+
+    def change_settings(self, method: dict | None = None, preprocess: dict | None = None
+                        ) -> ProjectSettings:
+        """Change method and preprocessing parameters, validated, saved, all or nothing.
+
+        Values may be strings (from a form or the command line). Method parameters apply from the
+        next step on. Preprocessing parameters cannot change once spectra were preprocessed with
+        them (the pool's and the training set's rows would no longer agree): ParameterError.
+        """
+        changed = copy.deepcopy(self.settings)
+        update_settings(changed.method, **(method or {}))
+        for key, value in (preprocess or {}).items():
+            update_settings(changed.preprocess, **{key: value})
+            if getattr(changed.preprocess, key) != getattr(self.settings.preprocess, key) and \
+                    self._has_rows():
+                raise ParameterError(key, value, "cannot change: the pool or training set "
+                                                 "already holds spectra preprocessed with "
+                                                 f"{getattr(self.settings.preprocess, key)!r}")
+        changed.validate()
+        changed.save(self.folder / "settings.json")
+        self.settings = changed
+        return changed
+
+    def _has_rows(self) -> bool:
+        return len(self.pool) > 0 or len(self.training) > 0
+
+    # -- parts ---------------------------------------------------------------------------------
+    @property
+    def pool_folder(self) -> Path:
+        ref = Path(self.info["pool"])
+        return ref if ref.is_absolute() else self.folder / ref
+
+    @property
+    def pool(self):
+        if self._pool is None:
+            self._pool = self._open_or_create_pool(self.pool_folder)
+        return self._pool
+
+    @property
+    def training(self):
+        if self._training is None:
+            self._training = self._open_or_create_pool(self.folder / "training")
+        return self._training
+
+    def _open_or_create_pool(self, folder: Path):
+        from vo_al.core.pool.store import POOL_JSON, PoolStore
+
+        if (folder / POOL_JSON).exists():
+            return PoolStore.open(folder)
+        return PoolStore.create(folder, self.settings.preprocess)
+
+    @property
+    def store(self) -> SessionStore:
+        if self._store is None:
+            self._store = SessionStore(self.folder / "session.sqlite")
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- the labelled training set -------------------------------------------------------------
+    def import_training_set(self, folder: Path, labels_csv: Path, workers: int = 2,
+                            cancel: CancelToken | None = None,
+                            scheme: str = "vo-al") -> Job[dict]:
+        """Ingest labelled spectra (FITS) and their labels; spectra without a label are skipped.
+
+        `scheme` says how the CSV numbers classes (see labels.LABEL_SCHEMES; 'ondrejov' for the
+        published Ondřejov CCD700 labels)."""
+        from vo_al.core.pool.store import ingest_folder
+
+        labels = {spectrum_key(n): v for n, v in read_label_csv(labels_csv, scheme)}
+        report = yield from ingest_folder(self.training, folder, settings=self.settings.preprocess,
+                                          workers=workers, cancel=cancel)
+        names = self.training.metadata(columns=["name"])["name"]
+        keys = [spectrum_key(n) for n in names]
+        keep = [(n, labels[k]) for n, k in zip(names, keys) if k in labels]
+        if not keep:
+            raise ProjectError(f"{labels_csv}: no label matches a spectrum in {folder}")
+        self.store.set_training_labels([n for n, _ in keep], [v for _, v in keep])
+        return {"ingested": report.added, "rejected": len(report.rejected),
+                "labelled": len(keep), "unlabelled": len(names) - len(keep)}
+
+    def training_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, labels) of the initial labelled set."""
+        labels = self.store.training_labels()
+        if not labels:
+            raise ProjectError(f"{self.folder}: no labelled training set imported")
+        names = list(labels)
+        index = self.training.index_of(names)
+        return self.training.rows(index), np.array([labels[n] for n in names], dtype=np.int64)

@@ -1,0 +1,115 @@
+"""A project's parameters in one typed object (method + preprocessing); defaults are the numbers of METHOD.md."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, asdict, fields
+from pathlib import Path
+
+from vo_al.core.base.errors import ParameterError
+from vo_al.core.spectra.settings import PreprocessSettings
+
+@dataclass
+class MethodSettings:
+    """Active-learning loop, training and scoring parameters (Sect. 2-3 of the paper)."""
+
+    batch_size: int = 100               # spectra the oracle labels per iteration
+    strategy: str = "entropy"
+    precision_sample: int = 30          # random predicted targets labelled to estimate precision
+    precision_threshold: float = 0.8
+    threshold_hits: int = 3             # stop when the estimate reached the threshold this often
+    confidence: float = 0.95            # one-sided lower bound of precision
+    train_batch: int = 64
+    patience: int = 10                  # early stopping on the training loss
+    min_delta: float = 1e-4
+    long_patience: int = 100            # "long training" after the active phase
+    long_min_delta: float = 1e-5
+    # The authors "sped up the method by training the CNN during the active learning phase for a
+    # smaller number of epochs" (Sect. 3.4): an epoch cap per iteration, and each iteration
+    # continues from the previous one's weights; the long training at the end has its own cap.
+    max_epochs: int = 30
+    warm_start: bool = True
+    long_max_epochs: int = 1000
+    score_chunk: int = 65536
+    seed: int = 0
+
+    def validate(self) -> None:
+        from vo_al.core.learning.strategies import STRATEGIES
+
+        positive = ("batch_size", "precision_sample", "threshold_hits", "train_batch",
+                    "patience", "long_patience", "max_epochs", "long_max_epochs", "score_chunk")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ParameterError(name, value, "must be a positive integer")
+        if self.strategy not in STRATEGIES:
+            raise ParameterError("strategy", self.strategy, f"must be one of {sorted(STRATEGIES)}")
+        if not 0 < self.precision_threshold <= 1:
+            raise ParameterError("precision_threshold", self.precision_threshold, "must be in (0, 1]")
+        if not 0.5 <= self.confidence < 1:
+            raise ParameterError("confidence", self.confidence, "must be in [0.5, 1)")
+        for name in ("min_delta", "long_min_delta"):
+            if getattr(self, name) < 0:
+                raise ParameterError(name, getattr(self, name), "must be >= 0")
+
+
+@dataclass
+class ProjectSettings:
+    method: MethodSettings
+    preprocess: PreprocessSettings
+
+    @classmethod
+    def default(cls) -> "ProjectSettings":
+        return cls(MethodSettings(), PreprocessSettings())
+
+    def validate(self) -> None:
+        self.method.validate()
+        self.preprocess.validate()
+
+    def to_json(self) -> str:
+        return json.dumps({"method": asdict(self.method), "preprocess": asdict(self.preprocess)},
+                          indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, origin: str = "settings") -> "ProjectSettings":
+        raw = json.loads(text)
+        return cls(_build(MethodSettings, raw.get("method", {}), origin),
+                   _build(PreprocessSettings, raw.get("preprocess", {}), origin))
+
+    def save(self, path: Path) -> None:
+        from vo_al.core.base.atomic import atomic_write_text
+
+        atomic_write_text(Path(path), self.to_json())
+
+    @classmethod
+    def load(cls, path: Path) -> "ProjectSettings":
+        settings = cls.from_json(Path(path).read_text(), str(path))
+        settings.validate()
+        return settings
+
+
+def _build(kind, values: dict, origin: str):
+    known = {f.name: f for f in fields(kind)}
+    for key in values:
+        if key not in known:
+            raise ParameterError(key, values[key], f"unknown {kind.__name__} parameter in {origin}")
+    return kind(**values)
+
+
+def update_settings(obj, **changes):
+    """Set fields of a settings dataclass from strings or values, converting to the field's type."""
+    known = {f.name: f for f in fields(obj)}
+    for key, value in changes.items():
+        if key not in known:
+            raise ParameterError(key, value, f"unknown parameter of {type(obj).__name__}")
+        current = getattr(obj, key)
+        if isinstance(value, str) and not isinstance(current, str):
+            try:
+                if isinstance(current, bool):
+                    value = {"true": True, "false": False, "1": True, "0": False}[value.lower()]
+                else:
+                    value = type(current)(value)
+            except (KeyError, ValueError):
+                raise ParameterError(key, value, f"must be a {type(current).__name__}") from None
+        setattr(obj, key, value)
+    return obj

@@ -1,0 +1,98 @@
+"""Whole spectra read ahead of the labelling view, so a key press never waits for a file.
+
+A pool row knows its source: a local FITS path, or the access URL it was harvested from. The
+prefetcher resolves either to a `Spectrum` on background threads: a local file is read; a URL is
+first looked up in the harvest cache (`harvest.SpectrumCache`, the same files `vo-al harvest`
+downloaded) and otherwise downloaded into it (`harvest.download`: checked, atomic), so a spectrum
+is fetched over the network at most once.
+
+Results are futures; the caller asks for the spectrum on screen and the next few, and shows each
+when its future is done. Errors (a missing file, a broken FITS, a server gone) are the future's
+exception, a VoAlError naming the file or URL. Only the newest `keep` results are held.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from vo_al.core.base.errors import VoAlError
+from vo_al.core.spectra.readers import read_spectrum
+
+REMOTE_SCHEMES = ("http://", "https://")
+
+
+class SourceUnavailable(VoAlError):
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+def is_remote(source: str) -> bool:
+    return source.lower().startswith(REMOTE_SCHEMES)
+
+
+class SpectrumPrefetcher:
+    def __init__(self, cache_folder: Path | None, workers: int = 2, keep: int = 64,
+                 timeout: float = 30.0):
+        self.cache_folder = Path(cache_folder) if cache_folder is not None else None
+        self.keep = keep
+        self.timeout = timeout
+        self._executor = ThreadPoolExecutor(max_workers=workers,
+                                            thread_name_prefix="vo-al-prefetch")
+        self._futures: OrderedDict[str, Future] = OrderedDict()
+        self._lock = threading.Lock()
+        self._http = None
+
+    def request(self, source: str) -> Future:
+        """The future of `source`'s spectrum; started now unless already held."""
+        source = str(source)
+        with self._lock:
+            future = self._futures.get(source)
+            if future is not None:
+                self._futures.move_to_end(source)
+                return future
+            future = self._executor.submit(self._load, source)
+            self._futures[source] = future
+            while len(self._futures) > self.keep:
+                _, old = self._futures.popitem(last=False)
+                old.cancel()            # not started yet: never read; running: result dropped
+            return future
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._futures.clear()
+
+    # -- on a worker thread -------------------------------------------------------------------
+    def _load(self, source: str):
+        if not source:
+            raise SourceUnavailable("(no source)", "the pool row records no source file or URL")
+        if is_remote(source):
+            return self._load_remote(source)
+        if "://" in source:
+            raise SourceUnavailable(source, "only local paths and http(s) URLs can be read")
+        path = Path(source)
+        if not path.is_file():
+            raise SourceUnavailable(source, "file not found (moved or deleted since ingest?)")
+        return read_spectrum(path)
+
+    def _load_remote(self, url: str):
+        from vo_al.core.vo.harvest import SpectrumCache, download
+        from vo_al.core.vo.query import make_session
+
+        if self.cache_folder is None:
+            raise SourceUnavailable(url, "no cache folder to download into")
+        cache = SpectrumCache(self.cache_folder)
+        path = cache.path_for(url)
+        if cache.has(url):
+            return read_spectrum(path)
+        with self._lock:
+            if self._http is None:
+                self._http = make_session(timeout=self.timeout)
+            http = self._http
+        spectrum = download(url, path, session=http, retries=1, timeout=self.timeout)
+        return spectrum if spectrum is not None else read_spectrum(path)
