@@ -24,12 +24,12 @@ from vo_al.core.learning.scoring import predicted_classes
 
 COLUMNS = ("pool_index", "name", "designation", "ra", "dec", "class", "origin",
            "p_non_target", "p_single", "p_double", "snr", "source")
-META_COLUMNS = ("name", "designation", "ra", "dec", "snr", "source")   # read from the pool
+TABLE_META = ("name", "designation", "ra", "dec", "snr", "source")   # read from the pool
 
 
 def _rows_table(pool, rows: np.ndarray, proba: np.ndarray, class_names, origin) -> dict:
     """The COLUMNS of pool `rows`: metadata from the pool, class, origin, probabilities."""
-    meta = pool.metadata(rows, list(META_COLUMNS))
+    meta = pool.metadata(rows, list(TABLE_META))
     p = np.asarray(proba[rows]) if len(rows) else np.empty((0, 3), np.float32)
     return {"pool_index": rows, "name": meta["name"], "designation": meta["designation"],
             "ra": meta["ra"], "dec": meta["dec"], "class": class_names, "origin": origin,
