@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vo_al.core.xmatch import match as xm  # noqa: E402
+from vo_al.core import xmatch as xm  # noqa: E402
 
 
 def field(n_cat: int, n_cand: int, seed: int = 0):

@@ -70,7 +70,8 @@ def baseline(paths: list[str]) -> float:
 
 
 def vo_al_ingest(paths: list[str], workers: int, work: Path) -> float:
-    from vo_al.core.pool.store import PoolStore, ingest_files
+    from vo_al.core.pool.ingest import ingest_files
+    from vo_al.core.pool.store import PoolStore
     from vo_al.core.base.progress import run_job
 
     folder = work / f"pool-w{workers}"

@@ -120,7 +120,7 @@ def main(argv):
     from PyQt6.QtWidgets import QApplication
 
     from vo_al.core.spectra.record import SpectrumMeta
-    from vo_al.core.demo.synthetic import make_lamost_spectrum, write_lamost_fits
+    from vo_al.core.demo import make_lamost_spectrum, write_lamost_fits
 
     app = QApplication.instance() or QApplication([])  # noqa: F841
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,7 @@
 """Candidates table: sort and filter 1 000 000 rows on the GUI thread (ArraySortFilterProxy vs
 QSortFilterProxyModel, measured in the same run).
 
-The dashboard's candidates table (vo_al/core/candidates.py COLUMNS; random data: LAMOST-like
+The dashboard's candidates table (vo_al/core/session/candidates.py COLUMNS; random data: LAMOST-like
 names, designations and URLs, 1 % oracle rows, a tenth of the S/N unknown) in a shown
 QTableView (offscreen Qt platform), through vo-al's numpy `ArraySortFilterProxy` and through the
 `QSortFilterProxyModel` the dashboard used before (sort role UserRole, filter on every column,

@@ -7,7 +7,7 @@
 #   scripts/dachs.sh install          apt-get install postgresql gavodachs2-server stilts curl,
 #                                     write /etc/gavo.rc, seed the offline UAT vocabulary
 #   scripts/dachs.sh start            start PostgreSQL and DaCHS, wait until TAP + SSA answer
-#   scripts/dachs.sh import N [SEED]  N synthetic spectra (vo_al.core.demo.synthetic.make_pool)
+#   scripts/dachs.sh import N [SEED]  N synthetic spectra (vo_al.core.demo.datasets.make_pool)
 #                                     replace /var/gavo/inputs/lamost/data; dachs imp q
 #   scripts/dachs.sh stop [--all]     stop DaCHS (--all: PostgreSQL too)
 #   scripts/dachs.sh status           what runs, what is imported (exit 0 only when serving)
@@ -249,10 +249,10 @@ cmd_import() {
     install -d -o dachsroot -g gavo "$INPUTS"
     local new="$INPUTS/data.new"
     rm -rf "$new" "$INPUTS/data.old"
-    log "generate $n synthetic LAMOST spectra (seed $seed) with vo_al.core.demo.synthetic.make_pool"
+    log "generate $n synthetic LAMOST spectra (seed $seed) with vo_al.core.demo.datasets.make_pool"
     "$py" - "$new" "$n" "$seed" <<'PY' || die "generating the spectra failed"
 import sys
-from vo_al.core.demo.synthetic import make_pool
+from vo_al.core.demo import make_pool
 # DaCHS's fitsProdGrammar reads primary-HDU image files only: no .gz, no table layout
 make_pool(sys.argv[1], int(sys.argv[2]), seed=int(sys.argv[3]), gz_fraction=0.0, table_fraction=0.0)
 PY

@@ -35,7 +35,7 @@ def labelling_project(tmp_path):
 
 
 def _label_process(project, labels_csv):
-    return subprocess.Popen([sys.executable, "-m", "vo_al.cli.main", "label", str(project),
+    return subprocess.Popen([sys.executable, "-m", "vo_al.cli", "label", str(project),
                              "--csv", str(labels_csv)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vo_al.core.xmatch import match as xm
+from vo_al.core import xmatch as xm
 from vo_al.core.base.errors import ParameterError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -306,6 +306,69 @@ def test_real_simbad_tap():
     tap = xm.TapCatalogue()                          # http://simbad.cds.unistra.fr/simbad/sim-tap
     m = xm.crossmatch(tap, [83.8221, 10.6846], [-5.3911, 41.2692], 20)   # M42 region, M31
     assert tap.route == "upload" and m.matched.all()
+
+
+# ------------------------------------------------------------------ the SIMBAD route
+
+def test_simbad_route_builds_each_catalogue(monkeypatch):
+    monkeypatch.setenv("VO_AL_DACHS_PORT", "8123")
+    simbad = xm.simbad_catalogue(xm.SimbadRoute())
+    assert (simbad.name, simbad.service.url, simbad.columns) == \
+        ("SIMBAD", xm.SIMBAD_TAP_URL, xm.SIMBAD_COLUMNS)
+    local = xm.simbad_catalogue(xm.SimbadRoute("local"))
+    assert (local.name, local.service.url, local.columns) == \
+        ("local simbad_like", "http://127.0.0.1:8123/tap", xm.SIMBAD_LIKE_COLUMNS)
+    other = xm.simbad_catalogue(xm.SimbadRoute("url", url="https://example.org/tap",
+                                               table="cat", id_column="oid"))
+    assert other.columns == xm.CatalogueColumns("cat", "oid")
+    assert other.name == "https://example.org/tap cat"
+    assert xm.simbad_catalogue(xm.SimbadRoute("local", table="my.table")).columns.table == \
+        "my.table"
+    from_file = xm.simbad_catalogue(xm.SimbadRoute("file", file=str(SIMBAD_LIKE)))
+    assert isinstance(from_file, xm.LocalCatalogue) and from_file.name == "simbad_like.csv"
+    assert xm.simbad_catalogue(xm.SimbadRoute("none")) is None
+
+
+@pytest.mark.parametrize("route, named", [
+    (dict(source="sky"), "SIMBAD source='sky'"),
+    (dict(source="file", file="  "), "SIMBAD catalogue file='  '"),
+    (dict(source="url", url="ftp://example.org/tap"), "TAP service='ftp://example.org/tap'"),
+    (dict(source="url"), "TAP service=''"),
+    (dict(source="local", ra_column=""), "ra column=''"),
+])
+def test_a_bad_simbad_route_is_a_parameter_error_naming_the_value(route, named):
+    with pytest.raises(ParameterError) as exc:
+        xm.SimbadRoute(**route)
+    assert str(exc.value).startswith(named)
+
+
+def test_the_cli_and_the_tab_choose_the_same_routes(tmp_path):
+    import argparse
+
+    from vo_al.cli.crossmatch import _simbad_route, add_crossmatch_commands
+    from vo_al.core.jobs.crossmatch import SIMBAD_SOURCES, CrossmatchSettings
+
+    parser = argparse.ArgumentParser()
+    add_crossmatch_commands(parser.add_subparsers(dest="command", required=True))
+
+    def cli(*argv):
+        return _simbad_route(parser.parse_args(["crossmatch", str(tmp_path), *map(str, argv)]))
+
+    assert cli() == xm.SimbadRoute("simbad") == CrossmatchSettings().simbad_route()
+    assert cli("--simbad-service", "local") == CrossmatchSettings("local").simbad_route()
+    assert cli("--simbad-service", "none") == CrossmatchSettings("none").simbad_route()
+    assert cli("--catalogue", SIMBAD_LIKE) == xm.SimbadRoute("file", file=str(SIMBAD_LIKE)) \
+        == CrossmatchSettings("file", f" {SIMBAD_LIKE} ").simbad_route()
+    url = "http://127.0.0.1:9/tap"
+    assert cli("--simbad-service", url) == CrossmatchSettings("url", tap_url=url).simbad_route()
+    assert cli("--simbad-service", url, "--tap-table", "t", "--id-column", "oid",
+               "--otype-column", "kind").columns == xm.CatalogueColumns("t", "oid",
+                                                                          otype="kind")
+    assert [key for key, _ in SIMBAD_SOURCES] == list(xm.SIMBAD_ROUTE_SOURCES)
+    with pytest.raises(ParameterError, match="--simbad-service='sky'"):
+        cli("--simbad-service", "sky")
+    with pytest.raises(ParameterError, match="not both"):
+        cli("--catalogue", SIMBAD_LIKE, "--simbad-service", "simbad")
 
 
 # ------------------------------------------------------------------ CLI on a project

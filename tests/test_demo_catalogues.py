@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vo_al.core.xmatch import match as xm
+from vo_al.core import xmatch as xm
 from vo_al.core.session.candidates import candidate_table, rejected_table
 from vo_al.core.demo.catalogues import project_catalogues
 from vo_al.core.base.progress import run_job

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from vo_al.core.demo import synthetic
+from vo_al.core.demo import make_pool, make_training_set
 from vo_al.core.base.errors import ProjectError
 from vo_al.core.base.progress import run_job
 from vo_al.core.session.settings import ProjectSettings
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def vo_al(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "vo_al.cli.main", *map(str, args)],
+    result = subprocess.run([sys.executable, "-m", "vo_al.cli", *map(str, args)],
                             capture_output=True, text=True, timeout=900)
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
@@ -26,8 +26,8 @@ def vo_al(*args, check=True):
 
 
 def test_command_line_runs_one_iteration_on_fits_files(tmp_path):
-    train_dir = synthetic.make_training_set(tmp_path / "train", n=300, seed=3)
-    pool_dir = synthetic.make_pool(tmp_path / "pool", n=1500, seed=4, broken=3)
+    train_dir = make_training_set(tmp_path / "train", n=300, seed=3)
+    pool_dir = make_pool(tmp_path / "pool", n=1500, seed=4, broken=3)
     project = tmp_path / "proj"
     vo_al("create", project, "--set", "batch_size=25", "--set", "precision_sample=10",
           "--set", "max_epochs=3")

@@ -21,7 +21,8 @@ from gui_support import make_project, no_leaks  # noqa: E402,F401
 from vo_al.core.base.progress import Progress  # noqa: E402
 from vo_al.gui.labelling import PRECISION_BANNER, QUERY_BANNER  # noqa: E402
 from vo_al.gui.main_window import MainWindow  # noqa: E402
-from vo_al.gui.workers import EtaClock, JobWorker, format_eta  # noqa: E402
+from vo_al.gui.progress_line import EtaClock, ProgressLine, format_eta, progress_text  # noqa: E402
+from vo_al.gui.workers import JobRunner, JobWorker  # noqa: E402
 
 JOB_TIMEOUT_MS = 120_000
 KEYS = {0: Qt.Key.Key_1, 1: Qt.Key.Key_2, 2: Qt.Key.Key_3}
@@ -100,6 +101,65 @@ def test_eta_clock():
     assert clock.update(Progress("score", 0, 100)) is None
     assert clock.update(Progress("score", 25, 100)) == pytest.approx(30.0)
     assert format_eta(30.0) == "ETA 30s" and format_eta(125) == "ETA 2m05s"
+
+
+def test_progress_text():
+    assert progress_text(Progress("train", 3, 10, "loss 0.12"), "ETA 5s") == \
+        "train: 3/10 loss 0.12 ETA 5s"
+    assert progress_text(Progress("scan", 0, None, "looking in /x")) == "scan looking in /x"
+    assert progress_text(Progress("ingest", 7)) == "ingest: 7"
+
+
+def test_runner_refuses_while_running_and_names_the_signals(qtbot):
+    runner = JobRunner()
+    seen = []
+    for signal in ("started", "returned", "finished"):
+        getattr(runner, signal).connect(lambda *args, s=signal: seen.append((s, *args)))
+    with qtbot.waitSignal(runner.finished, timeout=10_000):
+        worker = runner.start("count", lambda token: counting_job(token, n=5, pause=0.02))
+        assert runner.is_running and runner.start("other", counting_job) is None
+    assert seen == [("started", "count"), ("returned", "count", 5), ("finished", "count", "done")]
+    assert not runner.is_running and runner.worker is worker and worker.outcome == "done"
+
+
+def test_queueing_runner_runs_in_order_and_replaces_a_waiting_job(qtbot):
+    runner = JobRunner(queue=True)
+    ended, results = [], []
+    runner.finished.connect(lambda name, outcome: ended.append(name))
+    runner.start("first", lambda token: counting_job(token, n=3, pause=0.05))
+    runner.start("send", lambda token: counting_job(token, n=1), on_returned=results.append)
+    runner.start("send", lambda token: counting_job(token, n=2), on_returned=results.append,
+                 replace=True)
+    runner.start("last", lambda token: counting_job(token, n=1))
+    assert runner.busy
+    qtbot.waitUntil(lambda: not runner.busy, timeout=10_000)
+    assert ended == ["first", "send", "last"] and results == [2]
+
+
+def test_progress_line_follows_a_job_to_its_end(qtbot):
+    runner = JobRunner()
+    line = ProgressLine(runner)
+    qtbot.addWidget(line)
+    assert line.text() == "" and line.bar.text() == ""            # no job yet
+    cancelled = []
+
+    def on_progress(p):
+        if p.done == 3 and not cancelled:
+            cancelled.append(runner.cancel())
+            assert line.text() == "count: cancelling at the next step…"
+
+    runner.progress.connect(on_progress)
+    with qtbot.waitSignal(runner.finished, timeout=10_000):
+        runner.start("count", lambda token: counting_job(token, n=1000, pause=0.01))
+        assert line.text() == "count…" and line.bar.maximum() == 0          # busy
+    assert cancelled == [True]
+    assert line.text() == "count: cancelled" and line.bar.value() == 0
+    with qtbot.waitSignal(runner.finished, timeout=10_000):
+        runner.start("count", lambda token: counting_job(token, n=4))
+    assert line.text() == "count: done" and line.bar.value() == line.bar.maximum()
+    with qtbot.waitSignal(runner.finished, timeout=10_000):
+        runner.start("count", lambda token: counting_job(token, n=4, fail_at=2))
+    assert line.text() == "count: failed" and runner.worker.outcome == "failed"
 
 
 # -- the main window ----------------------------------------------------------------------------
@@ -237,7 +297,7 @@ def test_candidates_table_sorts_and_filters(window, qtbot):
 
 def test_whole_spectrum_from_a_local_file(tmp_path, qtbot, no_leaks):
     from vo_al.core.spectra.record import SpectrumMeta
-    from vo_al.core.demo.synthetic import make_lamost_spectrum, write_lamost_fits
+    from vo_al.core.demo import make_lamost_spectrum, write_lamost_fits
     from vo_al.gui.labelling import LabellingView
 
     wl, flux, ivar, andmask, ormask = make_lamost_spectrum(1, np.random.default_rng(3))
@@ -329,7 +389,7 @@ def test_no_display_is_a_clear_error_not_an_abort(tmp_path):
 
     env = {k: v for k, v in os.environ.items()
            if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    run = subprocess.run([sys.executable, "-m", "vo_al.cli.main", "gui"], env=env,
+    run = subprocess.run([sys.executable, "-m", "vo_al.cli", "gui"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     assert "no display" in run.stderr and "xvfb-run" in run.stderr

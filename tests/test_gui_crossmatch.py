@@ -31,7 +31,7 @@ from PyQt6.QtCore import QItemSelectionModel, Qt  # noqa: E402
 
 from gui_support import assert_no_leaks, flush_deletes, tiny_settings, top_level_widgets  # noqa: E402
 from session_fixtures import profile_rows  # noqa: E402
-from vo_al.core.xmatch import match as xm  # noqa: E402
+from vo_al.core import xmatch as xm  # noqa: E402
 from vo_al.core.base.progress import CancelToken, run_job  # noqa: E402
 from vo_al.core.session.project import Project  # noqa: E402
 from vo_al.core.session.loop import ActiveLearningSession  # noqa: E402
@@ -537,7 +537,7 @@ def test_cancel_while_the_service_does_not_answer(panel, qtbot, scored, tmp_path
         worker.progress.connect(lambda pr: stages.append(pr.stage))
         qtbot.waitUntil(lambda: "SIMBAD match" in stages and bool(server.connections),
                         timeout=WAIT_MS)
-        assert p.is_running and "SIMBAD match" in p.status.text()
+        assert p.is_running and "SIMBAD match" in p.progress.text()
         with qtbot.waitSignal(p.cancelled, timeout=WAIT_MS):
             qtbot.mouseClick(p.cancel_button, Qt.MouseButton.LeftButton)
             server.release()                   # the abandoned request ends

@@ -19,7 +19,7 @@ pytest.importorskip("pyvo")
 from PyQt6.QtCore import Qt  # noqa: E402
 
 from gui_support import make_project, no_leaks  # noqa: E402,F401
-from vo_al.core.demo import synthetic  # noqa: E402
+from vo_al.core.demo import make_pool  # noqa: E402
 from vo_al.core.vo import query as vo_query  # noqa: E402
 from vo_al.core.base.progress import run_job  # noqa: E402
 from vo_al.core.session.project import Project  # noqa: E402
@@ -185,7 +185,7 @@ def test_harvest_the_tap_result_into_the_pool(dachs, panel, project, qtbot):
     assert w.worker.error is None, w.worker.error
     assert changed.args == [20] and len(project.pool) == N_POOL + 20
     assert seen and seen[-1] == ("harvest", 20, 20)
-    assert w.progress.value() == w.progress.maximum()
+    assert w.progress.bar.value() == w.progress.bar.maximum()
     assert w.last_report.added == 20 and not w.last_report.failed
     assert "added 20" in w.status.text()
     added = project.pool.metadata(list(range(N_POOL, N_POOL + 20)), ["name", "source"])
@@ -232,7 +232,7 @@ def test_cancel_stops_a_harvest_and_the_next_one_resumes(dachs, panel, project, 
 # -- a local folder ----------------------------------------------------------------------------
 def test_local_folder_ingest_adds_rows(panel, project, qtbot, tmp_path):
     w, _ = panel
-    folder = synthetic.make_pool(tmp_path / "fits", n=12, seed=7, broken=2)
+    folder = make_pool(tmp_path / "fits", n=12, seed=7, broken=2)
     seen = []
     with qtbot.waitSignal(w.pool_changed, timeout=JOB_MS) as changed, \
             qtbot.waitSignal(w.failed, timeout=JOB_MS) as failure:
@@ -241,7 +241,7 @@ def test_local_folder_ingest_adds_rows(panel, project, qtbot, tmp_path):
             worker.progress.connect(lambda p: seen.append(p.stage))
     assert worker.error is None, worker.error
     assert changed.args == [12] and len(project.pool) == N_POOL + 12
-    assert "ingest" in seen and w.progress.value() == w.progress.maximum()
+    assert "ingest" in seen and w.progress.bar.value() == w.progress.bar.maximum()
     # the broken files are rejected, named, and the batch carried on
     assert "2 files rejected" in failure.args[0] and "broken-0000.fits" in failure.args[0]
     assert w.last_report.added == 12 and len(w.last_report.rejected) == 2
@@ -252,6 +252,17 @@ def test_local_folder_ingest_adds_rows(panel, project, qtbot, tmp_path):
             w.ingest_folder(tmp_path / "nowhere")
     assert failure.args[0].startswith("Ingest failed") and "nowhere" in failure.args[0]
     assert len(project.pool) == N_POOL + 12 and w.folder_button.isEnabled()
+
+    # a folder without spectrum files: the core's PoolError (as `vo-al ingest` says it), naming
+    # the folder and the patterns
+    empty = tmp_path / "no-spectra"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a spectrum")
+    with qtbot.waitSignal(w.failed, timeout=JOB_MS) as failure:
+        with qtbot.waitSignal(w.job_done, timeout=JOB_MS):
+            w.ingest_folder(empty)
+    assert failure.args[0].startswith("Ingest failed") and str(empty) in failure.args[0]
+    assert "*.fits" in failure.args[0] and len(project.pool) == N_POOL + 12
 
 
 # -- when the pool may grow --------------------------------------------------------------------

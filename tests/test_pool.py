@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,13 @@ import pytest
 from astropy.io import fits
 
 from vo_al.core.base.errors import Cancelled, PoolError
-from vo_al.core.pool.store import (IngestReport, PoolStore, find_spectrum_files, ingest_files,
-                             ingest_folder)
+from vo_al.core.pool.ingest import IngestReport, find_spectrum_files, ingest_files, ingest_folder
+from vo_al.core.pool.schema import META_COLUMNS, RECORD_FIELDS, SCHEMA
+from vo_al.core.pool.store import FinishedChunk, PoolStore
 from vo_al.core.spectra.preprocess import preprocess_spectra
 from vo_al.core.base.progress import CancelToken, run_job
 from vo_al.core.spectra.readers import read_spectrum
+from vo_al.core.spectra.record import SpectrumMeta
 from vo_al.core.spectra.settings import PreprocessSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -340,6 +343,35 @@ def test_find_spectrum_files_is_recursive_and_sorted(tmp_path):
         find_spectrum_files(tmp_path / "nowhere")
 
 
+def test_ingest_folder_without_spectrum_files_is_an_error(tmp_path):
+    folder = tmp_path / "no-spectra"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "notes.txt").write_text("not a spectrum")
+    with PoolStore.create(tmp_path / "pool") as pool:
+        with pytest.raises(PoolError) as info:
+            run_job(ingest_folder(pool, folder, workers=0))
+        assert str(info.value).startswith(f"{folder}: no spectrum files")
+        assert "*.fits, *.fits.gz, *.fit, *.fit.gz" in str(info.value)
+        with pytest.raises(PoolError, match=r"\*\.spec"):
+            run_job(ingest_folder(pool, folder, pattern="*.spec", workers=0))
+        with pytest.raises(PoolError, match=f"{tmp_path / 'nowhere'}: no such folder"):
+            run_job(ingest_folder(pool, tmp_path / "nowhere", workers=0))
+        assert len(pool) == 0 and pool.rejected() == []
+
+
+def test_cli_ingest_of_an_empty_folder_says_so(tmp_path, capsys):
+    from vo_al.cli import main
+
+    project, empty = tmp_path / "proj", tmp_path / "empty"
+    empty.mkdir()
+    assert main(["create", str(project)]) == 0
+    capsys.readouterr()
+    assert main(["ingest", str(project), str(empty)]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("vo-al ingest: error: ") and str(empty) in err and "*.fits" in err
+    assert "Traceback" not in err and "added" not in out
+
+
 def test_other_preprocessing_settings_are_refused(tmp_path, files_40):
     with PoolStore.create(tmp_path / "pool") as pool:
         run_job(ingest_files(pool, files_40[:4], workers=0))
@@ -399,11 +431,118 @@ def test_worker_crash_rejects_the_file_and_keeps_the_rest(tmp_path, files_40):
         assert list(pool.metadata(columns=["source"])["source"]) == good
 
 
+# ---------------------------------------------------------------- the writer and the schema
+
+def test_writer_appends_rows_rejections_and_chunks_in_one_transaction(tmp_path):
+    with PoolStore.create(tmp_path / "pool") as pool:
+        with pool.writer("ingest", PreprocessSettings()) as out:
+            with pytest.raises(PoolError, match="being written"):
+                pool.writer("add")
+            out.reserve(10)
+            cols = {k: [meta(f"w{i}")[k] for i in range(3)] for k in RECORD_FIELDS}
+            got = out.append(random_rows(3), cols, rejected=[("/x/bad.fits", "broken")],
+                             chunk=FinishedChunk("k1", files=5, skipped=1))
+            assert list(got) == [0, 1, 2] and len(pool) == 3
+            assert out.names_in_pool(["w1", "w9"]) == {"w1": 1}
+            assert out.files_done(["http://example.org/w2", "/x/bad.fits", "/x/new.fits"]) == \
+                {"http://example.org/w2", "/x/bad.fits"}
+            assert out.chunks_done(["k1", "k2"]) == {"k1"}
+            assert list(out.append(np.empty((0, 140)), None, chunk=FinishedChunk("k2", 0, 0))) == []
+            with pytest.raises(PoolError, match="metadata column"):
+                out.append(random_rows(1), {k: [] for k in RECORD_FIELDS})
+            with pytest.raises(PoolError, match=r"missing \['instrument'\], unknown \[\]"):
+                out.append(random_rows(1), {k: ["x"] for k in RECORD_FIELDS if k != "instrument"})
+        with pytest.raises(PoolError, match="closed"):
+            out.append(random_rows(1), cols)
+        assert pool.rejected() == [("/x/bad.fits", "broken")]
+        np.testing.assert_array_equal(pool.rows([0, 1, 2]), random_rows(3))
+        md = pool.metadata()
+        assert list(md["name"]) == ["w0", "w1", "w2"] and list(md["ra"]) == [10.0] * 3
+    # the run's segment was sealed to its 3 rows when the writer closed
+    assert np.load(tmp_path / "pool" / "seg-000001.npy", mmap_mode="r").shape == (3, 140)
+    db = sqlite3.connect(tmp_path / "pool" / "pool.sqlite")
+    assert db.execute("SELECT chunk, files, added, rejected, skipped FROM ingest_progress "
+                      "ORDER BY chunk").fetchall() == [("k1", 5, 3, 1, 1), ("k2", 0, 0, 0, 0)]
+    db.close()
+
+
+# pool.sqlite as pool format version 1 wrote it, before the schema was derived from SpectrumMeta
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY, file TEXT NOT NULL, kind TEXT NOT NULL,
+    committed INTEGER NOT NULL DEFAULT 0, sealed INTEGER NOT NULL DEFAULT 0, created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spectra (
+    idx INTEGER PRIMARY KEY,
+    segment INTEGER NOT NULL,
+    row INTEGER NOT NULL,
+    name TEXT NOT NULL UNIQUE,
+    designation TEXT NOT NULL DEFAULT '',
+    ra REAL, dec REAL,
+    obsid TEXT NOT NULL DEFAULT '',
+    cls TEXT NOT NULL DEFAULT '',
+    subclass TEXT NOT NULL DEFAULT '',
+    z REAL, snr REAL,
+    source TEXT NOT NULL DEFAULT '',
+    instrument TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS spectra_source ON spectra(source);
+CREATE TABLE IF NOT EXISTS rejected (file TEXT PRIMARY KEY, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ingest_progress (
+    chunk TEXT PRIMARY KEY, files INTEGER NOT NULL, added INTEGER NOT NULL,
+    rejected INTEGER NOT NULL, skipped INTEGER NOT NULL, finished TEXT NOT NULL
+);
+"""
+
+
+def _tables(db: sqlite3.Connection) -> dict:
+    names = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {n: (db.execute(f"PRAGMA table_info({n})").fetchall(),
+                sorted(tuple(r[1:]) for r in db.execute(f"PRAGMA index_list({n})")))
+            for n in sorted(names)}
+
+
+def test_schema_derived_from_spectrum_meta_is_format_1_column_for_column(tmp_path):
+    legacy, derived = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
+    legacy.executescript(_SCHEMA_V1)
+    derived.executescript(SCHEMA)
+    assert _tables(derived) == _tables(legacy)
+    spectra = [row[1] for row in _tables(derived)["spectra"][0]]
+    assert spectra == ["idx", "segment", "row", *(f.name for f in fields(SpectrumMeta)),
+                       "instrument"]
+    assert list(META_COLUMNS) == ["index", "segment", "row", *spectra[3:]]
+    # a pool whose database format 1 made opens, and takes rows
+    folder = tmp_path / "old"
+    PoolStore.create(folder).close()
+    (folder / "pool.sqlite").unlink()
+    db = sqlite3.connect(folder / "pool.sqlite")
+    db.executescript(_SCHEMA_V1)
+    db.close()
+    with PoolStore.open(folder) as pool:
+        pool.add_rows(random_rows(2), [meta("o1"), SpectrumMeta(name="o2", ra=1.5)])
+        md = pool.metadata(columns=["name", "ra", "instrument", "cls"])
+        assert list(md["name"]) == ["o1", "o2"] and list(md["ra"]) == [10.0, 1.5]
+        assert list(md["instrument"]) == ["lamost", ""] and list(md["cls"]) == ["STAR", ""]
+
+
+def test_ingest_and_harvest_use_only_the_pools_public_members():
+    import ast
+
+    for rel in ("vo_al/core/pool/ingest.py", "vo_al/core/vo/harvest.py"):
+        tree = ast.parse((REPO / rel).read_text())
+        private = sorted({f"{node.value.id}.{node.attr}" for node in ast.walk(tree)
+                          if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                          and node.value.id in ("pool", "out") and node.attr.startswith("_")})
+        assert private == [], f"{rel} reaches into the pool: {private}"
+
+
 # ---------------------------------------------------------------- kill -9 and resume
 
 _CHILD = textwrap.dedent("""
     import sys
-    from vo_al.core.pool.store import PoolStore, ingest_files
+    from vo_al.core.pool.ingest import ingest_files
+    from vo_al.core.pool.store import PoolStore
     if __name__ == "__main__":
         folder, listing = sys.argv[1], sys.argv[2]
         paths = open(listing).read().split("\\n")

@@ -18,7 +18,7 @@ from vo_al.core.session.loop import ActiveLearningSession
 from vo_al.core.session.settings import ProjectSettings
 from vo_al.core.spectra.record import SpectrumMeta
 from vo_al.core.vo.prefetch import SourceUnavailable, SpectrumPrefetcher
-from vo_al.core.demo.synthetic import make_lamost_spectrum, write_lamost_fits
+from vo_al.core.demo import make_lamost_spectrum, write_lamost_fits
 
 from session_fixtures import fill_project
 

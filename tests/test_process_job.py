@@ -1,4 +1,4 @@
-"""Jobs in a child process (vo_al.core.process_job): real spawned children, real training.
+"""Jobs in a child process (vo_al.core.jobs.process): real spawned children, real training.
 
 The child targets below are top-level functions of this module: a spawned child imports this
 module to unpickle them, so it imports no Qt at the top (the Qt test imports it inside).

@@ -1,4 +1,4 @@
-"""vo_al.core.readers on the real archive files and on every kind of broken input."""
+"""vo_al.core.spectra.readers on the real archive files and on every kind of broken input."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from vo_al.core.demo import synthetic
+from vo_al.core.demo import LamostHeader, make_lamost_spectrum, write_lamost_fits
 from vo_al.core.base.errors import SpectrumReadError
 from vo_al.core.spectra.preprocess import HALPHA_VAC, air_to_vacuum
 from vo_al.core.spectra.readers import (CCD700, LAMOST_IMAGE, LAMOST_TABLE, _read_bytes,
@@ -165,10 +165,9 @@ def _broken_inputs(tmp_path: Path) -> dict:
     files["text"].write_text("this is not FITS\n" * 50)
     files["empty"] = tmp_path / "empty.fits"
     files["empty"].write_bytes(b"")
-    wl, flux, ivar, andmask, ormask = synthetic.make_lamost_spectrum(0, np.random.default_rng(0))
-    header = synthetic.LamostHeader(obsid=1, ra=1.0, dec=2.0)
-    good = synthetic.write_lamost_fits(tmp_path / "good.fits", wl, flux, ivar, andmask, ormask,
-                                       header)
+    wl, flux, ivar, andmask, ormask = make_lamost_spectrum(0, np.random.default_rng(0))
+    header = LamostHeader(obsid=1, ra=1.0, dec=2.0)
+    good = write_lamost_fits(tmp_path / "good.fits", wl, flux, ivar, andmask, ormask, header)
     files["truncated"] = tmp_path / "truncated.fits"
     files["truncated"].write_bytes(good.read_bytes()[:9000])
     files["truncated header"] = tmp_path / "truncated-header.fits"
@@ -193,7 +192,7 @@ def _broken_inputs(tmp_path: Path) -> dict:
     ccd.header["CDELT1"] = 0.25
     files["1-D without CRVAL1"] = tmp_path / "nocrval.fits"
     ccd.writeto(files["1-D without CRVAL1"])
-    files["all-NaN flux"] = synthetic.write_lamost_fits(
+    files["all-NaN flux"] = write_lamost_fits(
         tmp_path / "nan.fits", wl, np.full_like(flux, np.nan), ivar, andmask, ormask, header)
     return files
 
@@ -223,3 +222,21 @@ def test_reasons_say_what_is_wrong(tmp_path):
     for what, words in expectations.items():
         with pytest.raises(SpectrumReadError, match=words):
             read_spectrum(files[what])
+
+
+def test_fits_bytes_checks_the_magic_of_whole_files_and_of_download_heads():
+    from vo_al.core.spectra.readers import fits_bytes
+
+    card = b"SIMPLE  =                    T" + b" " * 50
+    assert fits_bytes(card, "x") == card
+    assert fits_bytes(gzip.compress(card * 36), "x") == card * 36
+    # a download's first block: enough of the gzip stream is unpacked to see the magic
+    head = gzip.compress(card * 36)[:40]
+    assert fits_bytes(head, "u", head_only=True).startswith(b"SIMPLE  =")
+    for raw, words in ((b"", "empty"), (b"<html>not FITS</html>", "not a FITS file.*html"),
+                       (b"\x1f\x8bjunk", "broken gzip")):
+        with pytest.raises(SpectrumReadError, match=words) as info:
+            fits_bytes(raw, "http://h/f.fits", head_only=True)
+        assert info.value.path == "http://h/f.fits"
+    with pytest.raises(SpectrumReadError, match="truncated"):
+        fits_bytes(head, "f.fits.gz")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -474,3 +475,12 @@ def test_a_refused_highlight_is_asked_once_more(link, pyvo_hub):
         assert [r.status for r in out["table.highlight.row"]] == ["samp.ok"]
     finally:
         tool.close()
+
+
+def test_the_package_api_is_cheap_to_import():
+    """The GUI and the CLI import the SAMP package at start: pyvo and astropy wait for a hub."""
+    code = ("import sys; from vo_al.core.samp import (CandidateTable, HubInfo, SampEvent, SampLink,"
+            " SampPeer, SampReply, find_running_hub); "
+            "print(sorted(m for m in ('pyvo', 'astropy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -123,8 +123,8 @@ def test_steps_out_of_order_are_refused(project):
 def test_the_pool_grows_only_between_iterations(project, tmp_path, capsys):
     """Scores cover the pool as it was when scored: `vo-al ingest` refuses to add spectra
     mid-iteration (the app's Data sources tab asks the same question)."""
-    from vo_al.cli.main import main
-    from vo_al.core.demo.synthetic import make_pool
+    from vo_al.cli import main
+    from vo_al.core.demo import make_pool
 
     project, _ = project
     session = ActiveLearningSession(project)
@@ -139,3 +139,89 @@ def test_the_pool_grows_only_between_iterations(project, tmp_path, capsys):
     assert "between iterations" in capsys.readouterr().err
     project.pool.refresh()
     assert len(project.pool) == n
+
+
+def _queried(project):
+    """The fixture's session trained, scored and queried: spectra wait for labels."""
+    p, truth = project
+    s = ActiveLearningSession(p)
+    run_job(s.train())
+    run_job(s.score())
+    s.query()
+    return s, truth
+
+
+def test_pending_labels_csv_lists_what_waits_with_the_probabilities(project, tmp_path):
+    """`vo-al query`'s CSV is a core call: the pending spectra in order, with the model's
+    class probabilities; a refusal writes nothing, a file that cannot be written is named."""
+    import csv
+    import io
+
+    from vo_al.core.base.errors import ParameterError
+    from vo_al.core.session.labels import PENDING_COLUMNS, write_pending_csv
+
+    p, _ = project
+    out = tmp_path / "pending.csv"
+    with pytest.raises(ProjectError, match="not scored"):
+        write_pending_csv(ActiveLearningSession(p), out)
+    assert not out.exists()
+
+    s, _ = _queried(project)
+    pending = write_pending_csv(s, out)
+    assert pending == s.pending() and len(pending) > 20
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == PENDING_COLUMNS
+    assert [(int(r["pool_index"]), r["name"], r["purpose"]) for r in rows] == \
+        [(i.pool_index, i.name, i.purpose) for i in pending]
+    proba = np.asarray(s.probabilities())
+    got = np.array([[float(r[c]) for c in PENDING_COLUMNS[3:]] for r in rows])
+    np.testing.assert_allclose(got, proba[[i.pool_index for i in pending]], atol=5e-5)
+    stream = io.StringIO()
+    write_pending_csv(s, stream)
+    assert stream.getvalue() == out.read_bytes().decode()        # the same rows to a stream
+
+    with pytest.raises(ParameterError, match="pending labels file.*no-such-folder"):
+        write_pending_csv(s, tmp_path / "no-such-folder" / "pending.csv")
+
+
+def test_label_csv_records_the_pending_spectra_it_names(project, tmp_path):
+    """`vo-al label`'s matching is a core call: names match as spectrum_key does, each row comes
+    back after its label is committed, unknown names record nothing, a bad file records nothing."""
+    from vo_al.core.base.errors import ParameterError
+    from vo_al.core.session.labels import apply_label_csv
+
+    s, truth = _queried(project)
+    pending = s.pending()
+    first, second, third = pending[:3]
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"name,label\n{first.name},1\n{second.name},maybe\n")
+    with pytest.raises(ParameterError, match=r"bad\.csv:3: not a class"):
+        list(apply_label_csv(s, bad))
+    assert s.pending() == pending                             # checked before anything is recorded
+    with pytest.raises(ParameterError, match="labels file.*missing.csv"):
+        list(apply_label_csv(s, tmp_path / "missing.csv"))
+
+    good = tmp_path / "labels.csv"
+    good.write_text("name,label\n"
+                    f"{first.name}.fits,{int(truth[first.pool_index])}\n"
+                    "nobody-waits-for-me,1\n"
+                    f"ivo://example/pool/{second.name},double\n")
+    rows = []
+    for row in apply_label_csv(s, good):
+        # each row comes back only once its label is stored
+        assert (row.item is None) or row.item not in s.pending()
+        rows.append((row.name, row.label, row.item))
+    assert rows == [(f"{first.name}.fits", int(truth[first.pool_index]), first),
+                    ("nobody-waits-for-me", 1, None),
+                    (f"ivo://example/pool/{second.name}", 2, second)]
+    assert s.pending() == [i for i in pending if i not in (first, second)]
+    assert third in s.pending()
+
+    again = tmp_path / "again.csv"
+    again.write_text(f"name,label\n{third.name},0\n{third.name},0\n")
+    labelled = apply_label_csv(s, again)
+    assert next(labelled).item == third
+    with pytest.raises(ProjectError, match="not waiting for a label"):
+        next(labelled)                                        # the second row of the same name

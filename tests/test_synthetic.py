@@ -1,9 +1,12 @@
-"""vo_al.core.synthetic: profiles are physically right, files read back, mixes and seeds hold."""
+"""The synthetic data of vo_al.core.demo: profiles are physically right, files read back, mixes
+and seeds hold."""
 
 from __future__ import annotations
 
 import csv
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -12,8 +15,16 @@ import pytest
 from astropy.io import fits
 from scipy.signal import find_peaks
 
-from vo_al.core.demo import synthetic as syn
+from vo_al.core.demo.datasets import (make_pool, make_training_set, pool_arrays, pool_kinds,
+                                      training_arrays)
+from vo_al.core.demo.files import (LamostHeader, designation_for, write_ccd700_fits,
+                                   write_lamost_fits)
+from vo_al.core.demo.instruments import CCD700_CDELT1
+from vo_al.core.demo.kinds import BROKEN_KINDS, BROKEN_LABEL, KIND_LABEL, NON_TARGET_KINDS, PoolMix
+from vo_al.core.demo.lines import TIO_HEADS_VAC
+from vo_al.core.demo.observations import make_ccd700_spectrum, make_lamost_spectrum
 from vo_al.core.base.errors import SpectrumReadError, UnusableSpectrumError
+from vo_al.core.spectra.fits_cards import card, format_value, header_bytes
 from vo_al.core.spectra.preprocess import (HALPHA_VAC, air_to_vacuum, preprocess_batch,
                                    preprocess_spectrum, window_grid)
 from vo_al.core.spectra.readers import (CCD700, LAMOST_IMAGE, LAMOST_TABLE, detect_layout,
@@ -34,7 +45,7 @@ def _local_continuum(rows: np.ndarray) -> np.ndarray:
 def _rows_ccd700(label: int, seeds) -> np.ndarray:
     rows = []
     for seed in seeds:
-        wl_air, flux = syn.make_ccd700_spectrum(label, np.random.default_rng(seed))
+        wl_air, flux = make_ccd700_spectrum(label, np.random.default_rng(seed))
         spectrum = Spectrum(air_to_vacuum(wl_air), flux, None, None, "ccd700")
         rows.append(preprocess_spectrum(spectrum))
     return np.array(rows)
@@ -43,7 +54,7 @@ def _rows_ccd700(label: int, seeds) -> np.ndarray:
 def _rows_lamost(label: int, seeds, snr: float = 150.0) -> np.ndarray:
     rows = []
     for seed in seeds:
-        wl, flux, *_ = syn.make_lamost_spectrum(label, np.random.default_rng(seed), snr=snr)
+        wl, flux, *_ = make_lamost_spectrum(label, np.random.default_rng(seed), snr=snr)
         rows.append(preprocess_spectrum(Spectrum(wl, flux, None, None, "lamost")))
     return np.array(rows)
 
@@ -75,7 +86,7 @@ def test_double_peak_has_a_central_dip_between_two_maxima():
     # merges the closest pairs (as it does in the real data), so only most of them keep the dip
     native = []
     for seed in range(40):
-        wl_air, flux = syn.make_ccd700_spectrum(DOUBLE_PEAK, np.random.default_rng(seed))
+        wl_air, flux = make_ccd700_spectrum(DOUBLE_PEAK, np.random.default_rng(seed))
         wl = air_to_vacuum(wl_air)
         around = np.abs(wl - HALPHA_VAC) < 12.0
         peaks, _ = find_peaks(flux[around] / np.median(flux), prominence=0.03)
@@ -93,46 +104,46 @@ def test_double_peak_maxima_lie_above_continuum():
 
 
 def test_cool_stars_show_molecular_band_heads():
-    wl, flux, *_ = syn.make_lamost_spectrum(NON_TARGET, np.random.default_rng(3), kind="cool",
-                                            snr=200)
-    head = syn.TIO_HEADS_VAC[5][0]                        # the 6651 Å (air) band head
+    wl, flux, *_ = make_lamost_spectrum(NON_TARGET, np.random.default_rng(3), kind="cool",
+                                        snr=200)
+    head = TIO_HEADS_VAC[5][0]                        # the 6651 Å (air) band head
     blue = np.median(flux[(wl > head - 25) & (wl < head - 5)])
     red = np.median(flux[(wl > head + 3) & (wl < head + 15)])
     assert red < 0.9 * blue
 
 
 def test_air_axis_matches_the_real_ccd700_setting():
-    wl_air, flux = syn.make_ccd700_spectrum(0, np.random.default_rng(0))
+    wl_air, flux = make_ccd700_spectrum(0, np.random.default_rng(0))
     assert wl_air.size == 1997 and flux.shape == wl_air.shape
     assert 6250 < wl_air[0] < 6280 and 6760 < wl_air[-1] < 6790
-    assert np.allclose(np.diff(wl_air), syn.CCD700_CDELT1)
+    assert np.allclose(np.diff(wl_air), CCD700_CDELT1)
 
 
 def test_lamost_grid_and_noise_model():
-    wl, flux, ivar, andmask, ormask = syn.make_lamost_spectrum(0, np.random.default_rng(0))
+    wl, flux, ivar, andmask, ormask = make_lamost_spectrum(0, np.random.default_rng(0))
     assert wl.size == 3909 and wl[0] == pytest.approx(10 ** 3.5682)
     assert np.all(ivar > 0) and flux.dtype == np.float32
     assert np.all(ormask[andmask != 0] != 0), "ormask includes the andmask"
 
 
 def test_gap_kind_zeroes_flux_and_ivar():
-    wl, flux, ivar, andmask, _ = syn.make_lamost_spectrum(0, np.random.default_rng(1), kind="gap")
+    wl, flux, ivar, andmask, _ = make_lamost_spectrum(0, np.random.default_rng(1), kind="gap")
     gap = ivar == 0
     assert gap.sum() >= 15 and np.all(flux[gap] == 0) and np.all(andmask[gap] != 0)
 
 
 def test_kind_must_fit_label():
     with pytest.raises(ValueError):
-        syn.make_lamost_spectrum(SINGLE_PEAK, np.random.default_rng(0), kind="spike")
+        make_lamost_spectrum(SINGLE_PEAK, np.random.default_rng(0), kind="spike")
 
 
 def test_same_seed_same_spectrum():
-    a = syn.make_lamost_spectrum(1, np.random.default_rng(7))
-    b = syn.make_lamost_spectrum(1, np.random.default_rng(7))
+    a = make_lamost_spectrum(1, np.random.default_rng(7))
+    b = make_lamost_spectrum(1, np.random.default_rng(7))
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
-    c = syn.make_ccd700_spectrum(2, np.random.default_rng(7))
-    d = syn.make_ccd700_spectrum(2, np.random.default_rng(7))
+    c = make_ccd700_spectrum(2, np.random.default_rng(7))
+    d = make_ccd700_spectrum(2, np.random.default_rng(7))
     np.testing.assert_array_equal(c[1], d[1])
 
 
@@ -141,10 +152,10 @@ def test_same_seed_same_spectrum():
 @pytest.mark.parametrize("layout,name", [("image", "a.fits"), ("table", "b.fits"),
                                          ("image", "c.fits.gz"), ("table", "d.fit.gz")])
 def test_lamost_writer_round_trip(tmp_path, layout, name):
-    wl, flux, ivar, andmask, ormask = syn.make_lamost_spectrum(0, np.random.default_rng(2))
-    header = syn.LamostHeader(obsid=123, ra=148.203411, dec=29.1691, subclass="K5", snr_r=8.05)
-    path = syn.write_lamost_fits(tmp_path / name, wl, flux, ivar, andmask, ormask, header,
-                                 layout=layout)
+    wl, flux, ivar, andmask, ormask = make_lamost_spectrum(0, np.random.default_rng(2))
+    header = LamostHeader(obsid=123, ra=148.203411, dec=29.1691, subclass="K5", snr_r=8.05)
+    path = write_lamost_fits(tmp_path / name, wl, flux, ivar, andmask, ormask, header,
+                             layout=layout)
     with fits.open(path) as hdul:
         hdul.verify("exception")
         assert detect_layout(hdul) == (LAMOST_IMAGE if layout == "image" else LAMOST_TABLE)
@@ -159,9 +170,9 @@ def test_lamost_writer_round_trip(tmp_path, layout, name):
 
 
 def test_ccd700_writer_round_trip(tmp_path):
-    wl_air, flux = syn.make_ccd700_spectrum(1, np.random.default_rng(4))
-    path = syn.write_ccd700_fits(tmp_path / "x.fits.gz", wl_air, flux, "HD 208905",
-                                 329.3258333, 61.2943611)
+    wl_air, flux = make_ccd700_spectrum(1, np.random.default_rng(4))
+    path = write_ccd700_fits(tmp_path / "x.fits.gz", wl_air, flux, "HD 208905",
+                             329.3258333, 61.2943611)
     with fits.open(path) as hdul:
         hdul.verify("exception")
         assert detect_layout(hdul) == CCD700
@@ -176,17 +187,34 @@ def test_ccd700_writer_round_trip(tmp_path):
 
 def test_designation_is_truncated_sexagesimal():
     # 148.203411° = 9h52m48.8186s, 29.1691° = 29°10'08.76": truncated, not rounded
-    assert syn.designation_for(148.203411, 29.1691) == "LAMOST J095248.81+291008.7"
-    assert syn.designation_for(0.0, -0.5) == "LAMOST J000000.00-003000.0"
-    assert syn.designation_for(359.9999999, 89.99999) == "LAMOST J235959.99+895959.9"
+    assert designation_for(148.203411, 29.1691) == "LAMOST J095248.81+291008.7"
+    assert designation_for(0.0, -0.5) == "LAMOST J000000.00-003000.0"
+    assert designation_for(359.9999999, 89.99999) == "LAMOST J235959.99+895959.9"
+
+
+def test_raw_fits_cards_follow_the_fixed_format():
+    assert card("NAXIS1", 3909, "px") == ("NAXIS1  = " + "3909".rjust(20) + " / px").ljust(80)
+    assert format_value(True) == "T".rjust(20) and format_value(1e20) == "1.0E+20".rjust(20)
+    assert format_value("it's") == "'it''s   '".ljust(20)             # quotes doubled, >= 8 chars
+    with pytest.raises(ValueError):
+        card("OBJECT", "x" * 80)                                     # values are never cut
+    header = header_bytes([("SIMPLE", True, ""), ("RA", None, ""), ("DEC", float("nan"), "")])
+    assert len(header) == 2880 and header[80:83] == b"END" and b"RA" not in header
+
+
+def test_importing_the_demo_package_stays_light():
+    heavy = ("keras", "tensorflow", "torch", "jax", "matplotlib", "astropy")
+    code = f"import sys, vo_al.core.demo; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------- folders
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory) -> Path:
-    return syn.make_pool(tmp_path_factory.mktemp("pool"), n=280, target_fraction=0.05, seed=3,
-                         gz_fraction=0.1, table_fraction=0.3, broken=4)
+    return make_pool(tmp_path_factory.mktemp("pool"), n=280, target_fraction=0.05, seed=3,
+                     gz_fraction=0.1, table_fraction=0.3, broken=4)
 
 
 def _truth(folder: Path) -> list:
@@ -199,11 +227,11 @@ def test_pool_truth_and_mix(pool):
     assert len(truth) == 284
     kinds = Counter(row["kind"] for row in truth)
     assert kinds["single"] == 12 and kinds["double"] == 2          # 5 % of 280, 6 : 1
-    assert set(syn.NON_TARGET_KINDS) <= set(kinds)
+    assert set(NON_TARGET_KINDS) <= set(kinds)
     assert kinds["absorption"] > 0.5 * 280
-    assert sorted(k for k in kinds if k.startswith("broken")) == sorted(syn.BROKEN_KINDS)
+    assert sorted(k for k in kinds if k.startswith("broken")) == sorted(BROKEN_KINDS)
     for row in truth:
-        assert int(row["label"]) == syn.KIND_LABEL.get(row["kind"], syn.BROKEN_LABEL)
+        assert int(row["label"]) == KIND_LABEL.get(row["kind"], BROKEN_LABEL)
         assert (pool / row["name"]).is_file()
 
 
@@ -219,8 +247,8 @@ def test_pool_files_read_back_with_both_layouts(pool):
         gz += row["name"].endswith(".gz")
         obsids.add(spectrum.meta.obsid)
         positions.append((spectrum.meta.ra, spectrum.meta.dec))
-        assert spectrum.meta.designation == syn.designation_for(spectrum.meta.ra,
-                                                                spectrum.meta.dec)
+        assert spectrum.meta.designation == designation_for(spectrum.meta.ra,
+                                                            spectrum.meta.dec)
     assert layouts[LAMOST_IMAGE] > 100 and layouts[LAMOST_TABLE] > 40
     assert 5 <= gz <= 60
     assert len(obsids) == 280
@@ -253,15 +281,15 @@ def test_broken_pool_files_are_rejected(pool):
 
 
 def test_pool_is_reproducible(pool, tmp_path):
-    again = syn.make_pool(tmp_path, n=280, target_fraction=0.05, seed=3, gz_fraction=0.1,
-                          table_fraction=0.3, broken=4)
+    again = make_pool(tmp_path, n=280, target_fraction=0.05, seed=3, gz_fraction=0.1,
+                      table_fraction=0.3, broken=4)
     assert _truth(again) == _truth(pool)
     for row in _truth(pool)[:40]:
         assert (again / row["name"]).read_bytes() == (pool / row["name"]).read_bytes()
 
 
 def test_training_set_fractions_and_files(tmp_path):
-    folder = syn.make_training_set(tmp_path, n=100, seed=0)
+    folder = make_training_set(tmp_path, n=100, seed=0)
     with open(folder / "labels.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     counts = Counter(int(r["label"]) for r in rows)
@@ -275,7 +303,7 @@ def test_training_set_fractions_and_files(tmp_path):
 # ---------------------------------------------------------------- in-memory generators
 
 def test_pool_arrays_mix_and_preprocessing():
-    arrays = syn.pool_arrays(700, np.random.default_rng(0), target_fraction=0.01)
+    arrays = pool_arrays(700, np.random.default_rng(0), target_fraction=0.01)
     assert arrays.flux.shape == (700, 3909)
     assert (arrays.labels == SINGLE_PEAK).sum() == 6 and (arrays.labels == DOUBLE_PEAK).sum() == 1
     result = preprocess_batch(arrays.wavelength, arrays.flux, arrays.sigma_px)
@@ -284,14 +312,14 @@ def test_pool_arrays_mix_and_preprocessing():
 
 
 def test_training_arrays_classes():
-    arrays = syn.training_arrays(60, np.random.default_rng(0))
+    arrays = training_arrays(60, np.random.default_rng(0))
     assert arrays.flux.shape == (60, 1997) and arrays.instrument == "ccd700"
     assert Counter(arrays.labels.tolist()) == {0: 28, 1: 25, 2: 7}
     assert preprocess_batch(arrays.wavelength, arrays.flux, arrays.sigma_px).good.all()
 
 
 def test_pool_mix_is_a_parameter():
-    kinds = syn.pool_kinds(1000, np.random.default_rng(0), target_fraction=0.0,
-                           mix=syn.PoolMix(absorption=1, cool=0, spike=1, join=0, gap=0,
-                                           nebular=0, noise=0))
+    kinds = pool_kinds(1000, np.random.default_rng(0), target_fraction=0.0,
+                       mix=PoolMix(absorption=1, cool=0, spike=1, join=0, gap=0,
+                                   nebular=0, noise=0))
     assert Counter(kinds) == {"absorption": 500, "spike": 500}

@@ -29,7 +29,7 @@ from vo_al.core.base.progress import CancelToken, run_job
 from vo_al.core.spectra.readers import read_spectrum
 from vo_al.core.vo.services import (SIZE_RADIUS, VOService, default_services, load_services,
                                     resolve_service, save_services)
-from vo_al.core.demo import synthetic
+from vo_al.core.demo import make_pool
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -69,7 +69,7 @@ _UWS = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def _lamost_bytes(tmp: Path, n: int = 3) -> list[bytes]:
-    folder = synthetic.make_pool(tmp / "synth", n=n, seed=5, gz_fraction=0.0, table_fraction=0.0)
+    folder = make_pool(tmp / "synth", n=n, seed=5, gz_fraction=0.0, table_fraction=0.0)
     files = sorted(folder.glob("*.fits"))[:n]
     return [f.read_bytes() for f in files]
 

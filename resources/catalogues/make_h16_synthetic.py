@@ -5,7 +5,7 @@ published table (designation,ra,dec,w1,w1_err,h,h_err,k,k_err,Halpha_type,objtyp
 objtype_SIMBAD; '-' = missing) but NONE of its rows: every row is made up here.
 
 Rows lie near the spectra that `scripts/dachs.sh import 1000 1` publishes (the test fixture's
-import; positions from vo_al.core.synthetic.make_pool, as resources/dachs/make_simbad_like.py):
+import; positions from vo_al.core.demo.datasets.make_pool, as resources/dachs/make_simbad_like.py):
 
 * every other emission-line target of the pool (truth.csv label > 0, in pool order) gets a row
   0.5-4.5" away (H16 positions differ from the FITS headers by up to 4.96"), so a 5" match
@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent / "dachs"))
 
 from make_simbad_like import offset, pool_positions  # noqa: E402
 
-from vo_al.core.demo.synthetic import designation_for  # noqa: E402
+from vo_al.core.demo import designation_for  # noqa: E402
 
 COLUMNS = ["designation", "ra", "dec", "w1", "w1_err", "h", "h_err", "k", "k_err",
            "Halpha_type", "objtype_Hou", "objtype_SIMBAD"]

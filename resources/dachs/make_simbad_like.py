@@ -11,7 +11,7 @@ lamost.simbad_like finds something:
 * about 50 decoys lie 10-60" from a spectrum (no match within 5"), otype 'Star' or 'G'.
 
 Columns: main_id, ra, dec, otype. Nothing is fetched: positions come from running
-vo_al.core.synthetic.make_pool exactly as scripts/dachs.sh does, in a temporary folder.
+vo_al.core.demo.datasets.make_pool exactly as scripts/dachs.sh does, in a temporary folder.
 
 Usage: .venv/bin/python resources/dachs/make_simbad_like.py [--n 1000] [--seed 1] [--out PATH]
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from vo_al.core.demo.synthetic import make_pool
+from vo_al.core.demo import make_pool
 
 HERE = Path(__file__).resolve().parent
 

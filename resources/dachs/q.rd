@@ -3,7 +3,7 @@
   VOTable and the original FITS) and plain downloads (accref / access_url).
 
   Installed and imported by scripts/dachs.sh (import N [SEED]): the spectra come from
-  vo_al.core.demo.synthetic.make_pool and lie in /var/gavo/inputs/lamost/data/*.fits
+  vo_al.core.demo.datasets.make_pool and lie in /var/gavo/inputs/lamost/data/*.fits
   (primary-HDU 5 x NPIX float32 image: flux, ivar, vacuum wavelength, andmask, ormask). -->
 <resource schema="lamost" resdir="lamost">
   <meta name="creationDate">2026-11-25T12:00:00Z</meta>

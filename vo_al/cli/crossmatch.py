@@ -1,10 +1,15 @@
-"""`vo-al crossmatch`, `vo-al radius-scan` and `vo-al export`: thin calls into core.crossmatch."""
+"""`vo-al crossmatch`, `vo-al radius-scan` and `vo-al export`: thin calls into vo_al.core.xmatch
+and the session's candidates.
+
+Wired into the parser by `add_crossmatch_commands(sub)` (vo_al.cli.commands).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from vo_al.cli.common import open_session
 from vo_al.core.base.errors import ParameterError
 from vo_al.core.export.formats import EXPORT_FORMATS, TABLE_FORMATS, parse_formats
 
@@ -12,48 +17,39 @@ from vo_al.core.export.formats import EXPORT_FORMATS, TABLE_FORMATS, parse_forma
 def _candidates(project_folder):
     """(project, SessionCandidates) of a project folder."""
     from vo_al.core.session.candidates import session_candidates
-    from vo_al.core.session.loop import ActiveLearningSession
-    from vo_al.core.session.project import Project
 
-    project = Project.open(project_folder)
-    return project, session_candidates(ActiveLearningSession(project))
+    session = open_session(project_folder)
+    return session.project, session_candidates(session)
 
 
-def _simbad_catalogue(args):
-    """--catalogue FILE (a local SIMBAD-like file) or --simbad-service simbad|local|URL|none."""
-    from vo_al.core.xmatch import match as xm
+def _simbad_route(args):
+    """The SIMBAD route (xmatch.SimbadRoute) of --catalogue FILE (a local SIMBAD-like file) or
+    --simbad-service simbad|local|URL|none, with --tap-table and the --*-column names."""
+    from vo_al.core import xmatch as xm
 
     service = getattr(args, "simbad_service", None)
     if args.catalogue:
         if service not in (None, "none"):
             raise ParameterError("--catalogue", args.catalogue,
                                  "either --catalogue or --simbad-service, not both")
-        return xm.LocalCatalogue.from_file(args.catalogue)
+        return xm.SimbadRoute("file", file=args.catalogue)
     service = service or "simbad"
-    if service == "none":
-        return None
-    if service == "simbad":
-        return xm.TapCatalogue(xm.SIMBAD_TAP_URL, xm.SIMBAD_COLUMNS, name="SIMBAD")
-    columns = xm.CatalogueColumns(args.tap_table or "basic", args.id_column, args.ra_column,
-                                  args.dec_column, args.otype_column)
-    if service == "local":
-        from vo_al.core.vo.services import local_dachs_base
-
-        columns = xm.CatalogueColumns(args.tap_table or xm.SIMBAD_LIKE_COLUMNS.table,
-                                      args.id_column, args.ra_column, args.dec_column,
-                                      args.otype_column)
-        return xm.TapCatalogue(f"{local_dachs_base()}/tap", columns, name="local simbad_like")
-    if not service.startswith(("http://", "https://")):
+    columns = dict(table=args.tap_table or "", id_column=args.id_column,
+                   ra_column=args.ra_column, dec_column=args.dec_column,
+                   otype_column=args.otype_column)
+    if service in ("simbad", "local", "none"):
+        return xm.SimbadRoute(service, **columns)
+    if not xm.is_tap_url(service):
         raise ParameterError("--simbad-service", service, "simbad, local, none or a TAP URL")
-    return xm.TapCatalogue(service, columns)
+    return xm.SimbadRoute("url", url=service, **columns)
 
 
 def cmd_crossmatch(args):
-    from vo_al.core.xmatch import match as xm
+    from vo_al.core import xmatch as xm
 
     project, found = _candidates(args.project)
     candidates, rejected, params = found.candidates, found.rejected, found.provenance
-    simbad = _simbad_catalogue(args)
+    simbad = xm.simbad_catalogue(_simbad_route(args))
     h16 = xm.h16_catalogue(args.h16) if args.h16 else None
     result = xm.crossmatch_candidates(candidates, simbad, h16, radius=args.radius,
                                       h16_radius=args.h16_radius, rejected=rejected,
@@ -65,12 +61,12 @@ def cmd_crossmatch(args):
 
 
 def cmd_radius_scan(args):
-    from vo_al.core.xmatch import match as xm
+    from vo_al.core import xmatch as xm
     from vo_al.core.export.catalogue import write_catalogue
 
     project, found = _candidates(args.project)
     candidates, params = found.candidates, found.provenance
-    catalogue = _simbad_catalogue(args)
+    catalogue = xm.simbad_catalogue(_simbad_route(args))
     if catalogue is None:
         raise ParameterError("--simbad-service", "none", "a catalogue to scan")
     radii = [float(r) for r in args.radii.split(",") if r.strip()]
@@ -87,11 +83,9 @@ def cmd_radius_scan(args):
 
 def cmd_export(args):
     from vo_al.core.session.candidates import export_candidates
-    from vo_al.core.session.loop import ActiveLearningSession
-    from vo_al.core.session.project import Project
 
-    session = ActiveLearningSession(Project.open(args.project))
-    done = export_candidates(session, Path(args.out), args.rejected, args.format)
+    done = export_candidates(open_session(args.project), Path(args.out), args.rejected,
+                             args.format)
     print(f"wrote {done['rows']} rows to {done['path']}")
 
 
@@ -113,7 +107,7 @@ def _add_catalogue_args(p):
 
 def add_crossmatch_commands(sub) -> None:
     """Add `crossmatch`, `radius-scan` and `export` to an argparse subparsers object."""
-    from vo_al.core.xmatch.match import DEFAULT_H16_RADIUS, DEFAULT_SIMBAD_RADIUS, SCAN_RADII
+    from vo_al.core.xmatch import DEFAULT_H16_RADIUS, DEFAULT_SIMBAD_RADIUS, SCAN_RADII
 
     p = sub.add_parser("crossmatch", help="cross-match the candidates with SIMBAD and H16; "
                        "write the four tables (known in H16, new in SIMBAD, new and unknown, "

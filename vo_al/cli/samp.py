@@ -1,6 +1,6 @@
 """The SAMP subcommands of `vo-al`: samp status, samp send, samp listen (thin over core.samp).
 
-Wired into vo_al/cli.py by `add_samp_commands(sub)` on the parser's subparsers object.
+Wired into the parser by `add_samp_commands(sub)` (vo_al.cli.commands).
 A short-lived command does not start a hub of its own (it would vanish when the command
 ends): start TOPCAT, Aladin or `jsamp hub` first, or pass --start-hub.
 """
@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from vo_al.cli.common import open_session
 
 
 def _link(args):
@@ -27,14 +29,9 @@ def load_candidates(source: str) -> tuple[dict, str]:
     (.csv as written by `vo-al candidates`, .vot/.xml, .ecsv)."""
     path = Path(source)
     if path.is_dir():
-        from vo_al.cli.main import _open
         from vo_al.core.session.candidates import session_candidates
 
-        class _Args:
-            project = str(path)
-
-        _, session = _open(_Args)
-        columns = session_candidates(session).candidates
+        columns = session_candidates(open_session(path)).candidates
         return columns, f"vo-al:{path.resolve().name}:candidates"
     from astropy.table import Table
 

@@ -1,6 +1,6 @@
 """The VO subcommands of `vo-al`: ssap, tap, harvest, vo-services (thin wrappers over vo_al.core).
 
-Wired into vo_al/cli.py by `add_vo_commands(sub)` on the parser's subparsers object.
+Wired into the parser by `add_vo_commands(sub)` (vo_al.cli.commands).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from vo_al.core.base.progress import run_with_text_bar as _run
+from vo_al.cli.common import open_session, run_job
 from vo_al.core.export.formats import format_of
 
 
@@ -72,27 +72,27 @@ def _tap_table(args):
     return tap_query(service, args.adql, maxrec=args.maxrec, mode=args.mode)
 
 
+def _show(table, out) -> None:
+    _write_table(table, out)
+    _report_table(table, out)
+
+
 def cmd_ssap(args):
-    table = _ssap_table(args)
-    _write_table(table, args.out)
-    _report_table(table, args.out)
+    _show(_ssap_table(args), args.out)
 
 
 def cmd_tap(args):
-    table = _tap_table(args)
-    _write_table(table, args.out)
-    _report_table(table, args.out)
+    _show(_tap_table(args), args.out)
 
 
 def cmd_harvest(args):
     from astropy.table import Table
 
     from vo_al.core.vo.harvest import harvest, harvest_table, project_harvest_folder
-    from vo_al.core.session.project import Project
-    from vo_al.core.session.loop import ActiveLearningSession
 
-    project = Project.open(args.project)
-    ActiveLearningSession(project).require_pool_may_grow()
+    session = open_session(args.project)
+    project = session.project
+    session.require_pool_may_grow()
     folder = Path(args.harvest_dir) if args.harvest_dir else project_harvest_folder(args.project)
     common = dict(settings=project.settings.preprocess, workers=args.workers,
                   retries=args.retries)
@@ -112,7 +112,7 @@ def cmd_harvest(args):
         job = harvest_table(project.pool, folder, table, **common)
     else:
         job = harvest(project.pool, folder, **common)
-    report = _run(job)
+    report = run_job(job)
     print(f"{report.summary()}; pool holds {len(project.pool)} spectra")
     for url, reason in report.failed[:20]:
         print(f"  failed: {url}: {reason}", file=sys.stderr)
@@ -177,21 +177,22 @@ def _add_tap_args(p, positional: bool):
     p.add_argument("--where", help="condition of a paged query")
 
 
-def add_vo_commands(sub, add=None) -> None:
-    """Add `ssap`, `tap`, `harvest` and `vo-services` to an argparse subparsers object."""
-    p = sub.add_parser("ssap", help="search spectra with SSAP (position, radius, band, time)")
+def _add_query_command(sub, name, help, func, add_query_args) -> None:
+    """A command that asks a service one query and writes its table (`ssap`, `tap`)."""
+    p = sub.add_parser(name, help=help)
     _add_service_arg(p)
-    _add_ssap_args(p, required=True)
+    add_query_args(p)
     p.add_argument("--maxrec", type=int)
     p.add_argument("--out", help="write the result (.vot/.xml VOTable, .csv, .ecsv)")
-    p.set_defaults(func=cmd_ssap)
+    p.set_defaults(func=func)
 
-    p = sub.add_parser("tap", help="run an ADQL query on a TAP service (sync, async or paged)")
-    _add_service_arg(p)
-    _add_tap_args(p, positional=True)
-    p.add_argument("--maxrec", type=int)
-    p.add_argument("--out", help="write the result (.vot/.xml VOTable, .csv, .ecsv)")
-    p.set_defaults(func=cmd_tap)
+
+def add_vo_commands(sub) -> None:
+    """Add `ssap`, `tap`, `harvest` and `vo-services` to an argparse subparsers object."""
+    _add_query_command(sub, "ssap", "search spectra with SSAP (position, radius, band, time)",
+                       cmd_ssap, lambda p: _add_ssap_args(p, required=True))
+    _add_query_command(sub, "tap", "run an ADQL query on a TAP service (sync, async or paged)",
+                       cmd_tap, lambda p: _add_tap_args(p, positional=True))
 
     p = sub.add_parser("harvest", help="download the spectra of a VO query into the project's "
                        "pool (resumable: run it again to resume)")

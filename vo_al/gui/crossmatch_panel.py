@@ -5,8 +5,8 @@ core calls as `vo-al crossmatch`) and returns the four tables (known_h16, new_in
 new_unknown, rejected) with the multiple-exposure groups and the radius scan, shown here.
 "Export tables…" writes them with `write_tables`.
 
-Everything that reads a file or asks a service runs as a job on a `JobWorker`, never on the GUI
-thread; the widgets only show its result.
+Everything that reads a file or asks a service runs as a job on the panel's `JobRunner` (one at
+a time), never on the GUI thread; a `ProgressLine` shows it, the widgets only show its result.
 """
 
 from __future__ import annotations
@@ -18,21 +18,20 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout,
-                             QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
-                             QVBoxLayout, QWidget)
+                             QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
-from vo_al.core.xmatch import match as xm
+from vo_al.core import xmatch as xm
 from vo_al.core.jobs.crossmatch import (ALL, SHIPPED_H16, SHIPPED_SIMBAD_LIKE, SIMBAD_SOURCES,
                                        CrossmatchRun, CrossmatchSettings, crossmatch_job,
                                        describe_groups, export_job)
 from vo_al.core.demo.catalogues import project_catalogues
 from vo_al.core.base.errors import ParameterError
-from vo_al.core.base.progress import Progress
 
 from vo_al.gui.array_proxy import ArraySortFilterProxy
 from vo_al.gui.dashboard import ColumnTableModel
 from vo_al.gui.table_view import catalogue_table_view
-from vo_al.gui.workers import JobWorker, call_job
+from vo_al.gui.progress_line import ProgressLine
+from vo_al.gui.workers import JobRunner, JobWorker, call_job, error_text
 
 class RadiusScanPlot(pg.PlotWidget):
     def __init__(self, parent=None):
@@ -61,6 +60,16 @@ class RadiusScanPlot(pg.PlotWidget):
         self.pairs_curve.setData([], [])
 
 
+def radius_box(value: float) -> QDoubleSpinBox:
+    """A match radius in arcsec, limited to the range the core accepts (xmatch.check_radius)."""
+    box = QDoubleSpinBox()
+    box.setRange(xm.MIN_RADIUS, xm.MAX_RADIUS)
+    box.setDecimals(1)
+    box.setSuffix(" ″")
+    box.setValue(value)
+    return box
+
+
 class CrossmatchPanel(QWidget):
     finished = pyqtSignal(object)        # the CrossmatchRun, after the widgets show it
     failed = pyqtSignal(str)             # what went wrong, as the status line says it
@@ -73,8 +82,7 @@ class CrossmatchPanel(QWidget):
         super().__init__(parent)
         self.candidates = candidates or (lambda: {})
         self.project_getter = project_getter or (lambda: None)
-        self.worker: JobWorker | None = None
-        self.export_worker: JobWorker | None = None
+        self.jobs = JobRunner(self)              # the match and the export, one at a time
         self.result: CrossmatchRun | None = None
 
         self.source = QComboBox()
@@ -87,22 +95,14 @@ class CrossmatchPanel(QWidget):
         self.browse_button = QPushButton("Browse…")
         self.tap_url = QLineEdit()
         self.tap_url.setPlaceholderText("TAP service URL (table basic: main_id, ra, dec, otype)")
-        self.radius = QDoubleSpinBox()
-        self.radius.setRange(xm.MIN_RADIUS, xm.MAX_RADIUS)
-        self.radius.setDecimals(1)
-        self.radius.setSuffix(" ″")
-        self.radius.setValue(xm.DEFAULT_SIMBAD_RADIUS)
+        self.radius = radius_box(xm.DEFAULT_SIMBAD_RADIUS)
         self.h16_enabled = QCheckBox("H16")
         self.h16_enabled.setChecked(True)
         self.h16 = QLineEdit(str(SHIPPED_H16) if SHIPPED_H16.is_file() else "")
         self.h16.setPlaceholderText("H16 table (Hou et al. 2016: CSV as published, VOTable, "
                                     "FITS, ECSV)")
         self.h16_browse_button = QPushButton("Browse…")
-        self.h16_radius = QDoubleSpinBox()
-        self.h16_radius.setRange(xm.MIN_RADIUS, xm.MAX_RADIUS)
-        self.h16_radius.setDecimals(1)
-        self.h16_radius.setSuffix(" ″")
-        self.h16_radius.setValue(xm.DEFAULT_H16_RADIUS)
+        self.h16_radius = radius_box(xm.DEFAULT_H16_RADIUS)
         self.scan_enabled = QCheckBox("radius scan")
         self.scan_enabled.setChecked(True)
         self.run_button = QPushButton("Run")
@@ -110,8 +110,7 @@ class CrossmatchPanel(QWidget):
         self.cancel_button.setEnabled(False)
         self.export_button = QPushButton("Export tables…")
         self.export_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(True)
+        self.progress = ProgressLine(self.jobs)
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
@@ -207,23 +206,22 @@ class CrossmatchPanel(QWidget):
             scan=self.scan_enabled.isChecked())
 
     def choose_catalogue(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "SIMBAD-like catalogue to cross-match", self.catalogue.text(),
-            "Catalogues (*.vot *.xml *.fits *.fit *.csv *.ecsv);;All files (*)")
-        if path:
-            self.catalogue.setText(path)
+        self._choose_file(self.catalogue, "SIMBAD-like catalogue to cross-match",
+                          "Catalogues (*.vot *.xml *.fits *.fit *.csv *.ecsv);;All files (*)")
 
     def choose_h16(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "H16 table (Hou et al. 2016)", self.h16.text(),
-            "Catalogues (*.csv *.vot *.xml *.fits *.fit *.ecsv);;All files (*)")
+        self._choose_file(self.h16, "H16 table (Hou et al. 2016)",
+                          "Catalogues (*.csv *.vot *.xml *.fits *.fit *.ecsv);;All files (*)")
+
+    def _choose_file(self, field: QLineEdit, title: str, filters: str) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, title, field.text(), filters)
         if path:
-            self.h16.setText(path)
+            field.setText(path)
 
     # -- the match -------------------------------------------------------------------------------
     @property
     def is_running(self) -> bool:
-        return any(w is not None and w.is_running for w in (self.worker, self.export_worker))
+        return self.jobs.is_running
 
     def run(self) -> JobWorker | None:
         """Start the cross-match job; None (and `failed`) when it cannot start."""
@@ -246,33 +244,24 @@ class CrossmatchPanel(QWidget):
             if not candidates or len(candidates.get("ra", ())) == 0:
                 self._fail("no candidates to cross-match yet (score the pool first)")
                 return None
-        if self.worker is not None:
-            self.worker.deleteLater()                  # the previous, finished one
-        worker = JobWorker(lambda token: crossmatch_job(token, settings, project, candidates),
-                           name="crossmatch", parent=self)
-        worker.progress.connect(self._progress)
+        worker = self.jobs.start(
+            "crossmatch", lambda token: crossmatch_job(token, settings, project, candidates))
         # every ending is handled at `finished`, when the worker no longer counts as running:
         # a slot of `finished`/`failed` may start the next run at once
         worker.finished.connect(lambda: self._match_ended(worker))
-        self.worker = worker
         what = "the project's candidates and rejected spectra" if project is not None else \
             f"{len(candidates['ra'])} candidates"
         self.status.setText(f"cross-matching {what}…")
-        worker.start()
         self._busy()
         return worker
 
     def cancel(self) -> None:
-        for w in (self.worker, self.export_worker):
-            if w is not None and w.is_running:
-                w.cancel()
-                self.status.setText("cancelling (after the current step)…")
+        self.jobs.cancel()
 
     def _busy(self) -> None:
         self.run_button.setEnabled(False)
         self.export_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.progress.setRange(0, 0)
 
     def _idle(self) -> None:
         if self.is_running:
@@ -280,17 +269,6 @@ class CrossmatchPanel(QWidget):
         self.run_button.setEnabled(True)
         self.export_button.setEnabled(self.result is not None)
         self.cancel_button.setEnabled(False)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1 if self.result is not None else 0)
-
-    def _progress(self, p: Progress) -> None:
-        if p.total:
-            self.progress.setRange(0, int(p.total))
-            self.progress.setValue(int(p.done))
-        else:
-            self.progress.setRange(0, 0)
-        self.progress.setFormat(f"{p.stage}: %v/%m")
-        self.status.setText(f"{p.stage}: {p.message}" if p.message else f"{p.stage}…")
 
     def _match_ended(self, worker: JobWorker) -> None:
         if worker.was_aborted:
@@ -298,7 +276,7 @@ class CrossmatchPanel(QWidget):
             self._aborted()
         elif worker.error is not None:
             self._idle()
-            self._fail(f"{type(worker.error).__name__}: {worker.error}")
+            self._fail(error_text(worker.error))
         else:
             self._show(worker.result)
             self._idle()
@@ -365,14 +343,10 @@ class CrossmatchPanel(QWidget):
             self._fail("nothing to export yet: run the cross-match first")
             return None
         run, folder, formats = self.result, Path(folder), tuple(formats)
-        if self.export_worker is not None:
-            self.export_worker.deleteLater()
-        worker = JobWorker(call_job("export", lambda: export_job(run, folder, formats)),
-                           name="crossmatch export", parent=self)
+        worker = self.jobs.start("crossmatch export",
+                                 call_job("export", lambda: export_job(run, folder, formats)))
         worker.finished.connect(lambda: self._export_ended(worker, folder))
-        self.export_worker = worker
         self.status.setText(f"writing the tables to {folder}…")
-        worker.start()
         self._busy()
         return worker
 
@@ -381,7 +355,7 @@ class CrossmatchPanel(QWidget):
         if worker.was_aborted:
             self._aborted()
         elif worker.error is not None:
-            self._fail(f"export to {folder}: {type(worker.error).__name__}: {worker.error}")
+            self._fail(f"export to {folder}: {error_text(worker.error)}")
         else:
             self.status.setText(f"wrote {len(worker.result)} files to {folder}")
             self.exported.emit(list(worker.result))
@@ -396,7 +370,4 @@ class CrossmatchPanel(QWidget):
         self.cancelled.emit()
 
     def shutdown(self, timeout_s: float = 30.0) -> None:
-        for w in (self.worker, self.export_worker):
-            if w is not None and w.is_running:
-                w.cancel()
-                w.wait(timeout_s)
+        self.jobs.shutdown(timeout_s)

@@ -5,8 +5,9 @@ The table sorts and filters with numpy (`array_proxy.ArraySortFilterProxy`): hun
 thousands of candidates re-sort or re-filter without a Python call per row.
 
 Everything the dashboard shows is built by one core job, `core.dashboard_data.dashboard_job`, on
-a `JobWorker` (passes over memory-mapped score files of millions of rows never run on the GUI
-thread); the widgets only apply the plain `DashboardData` it returns.
+a `JobRunner` (passes over memory-mapped score files of millions of rows never run on the GUI
+thread); the widgets only apply the plain `DashboardData` it returns. Exports have a runner of
+their own: an export may run while the view refreshes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from vo_al.core.learning.classes import CLASS_NAMES
 
 from vo_al.gui.array_proxy import ArraySortFilterProxy
 from vo_al.gui.table_view import catalogue_table_view
-from vo_al.gui.workers import JobWorker, call_job
+from vo_al.gui.workers import JobRunner, JobWorker, call_job, error_text
 
 # the catalogue formats the export dialog offers (write_catalogue picks the format by suffix)
 EXPORT_FILTERS = dialog_filters()
@@ -201,8 +202,11 @@ class Dashboard(QWidget):
         super().__init__(parent)
         self.session = None
         self.data: DashboardData | None = None
-        self.refresh_worker: JobWorker | None = None
-        self.export_worker: JobWorker | None = None
+        self.refresh_jobs = JobRunner(self)
+        self.refresh_jobs.errored.connect(self._refresh_failed)
+        self.refresh_jobs.finished.connect(self._refresh_finished)
+        self.export_jobs = JobRunner(self)
+        self.export_jobs.finished.connect(self._update_buttons)
         self.refresh_runs = 0               # workers started by refresh() (for tests, diagnostics)
         self._pending = None                # the session of a refresh asked for while one ran
         self._summaries: dict = {}          # scores_key -> ScoresSummary of the last run
@@ -248,12 +252,16 @@ class Dashboard(QWidget):
 
     # -- refresh -----------------------------------------------------------------------------
     @property
+    def refresh_worker(self) -> JobWorker | None:
+        return self.refresh_jobs.worker
+
+    @property
     def is_refreshing(self) -> bool:
-        return self.refresh_worker is not None and self.refresh_worker.is_running
+        return self.refresh_jobs.is_running
 
     @property
     def is_exporting(self) -> bool:
-        return self.export_worker is not None and self.export_worker.is_running
+        return self.export_jobs.is_running
 
     def refresh(self, session) -> None:
         """Rebuild everything from `session` on a worker; returns at once. While a refresh runs,
@@ -269,22 +277,16 @@ class Dashboard(QWidget):
 
     def _start_refresh(self, session) -> None:
         self._pending = None
-        if self.refresh_worker is not None:
-            self.refresh_worker.deleteLater()      # the previous, finished one
         cache = dict(self._summaries)              # a copy: the worker never shares our dict
         previous = self.data                       # read only there; never changed in place
-        worker = JobWorker(lambda token: dashboard_job(session, token, cache, previous),
-                           name="dashboard", parent=self)
-        worker.returned.connect(self._apply)
-        worker.errored.connect(self._refresh_failed)
-        worker.finished.connect(self._refresh_finished)
-        self.refresh_worker = worker
+        self.refresh_jobs.start("dashboard",
+                                lambda token: dashboard_job(session, token, cache, previous),
+                                on_returned=self._apply)
         self.refresh_runs += 1
-        worker.start()
 
-    def _refresh_failed(self, exc: Exception) -> None:
+    def _refresh_failed(self, _name: str, exc: Exception) -> None:
         if not self._stopped:          # after shutdown the project may be closed under it
-            self._fail(f"dashboard refresh failed: {type(exc).__name__}: {exc}")
+            self._fail(f"dashboard refresh failed: {error_text(exc)}")
 
     def _refresh_finished(self) -> None:
         if self._pending is not None and not self._stopped:
@@ -379,18 +381,12 @@ class Dashboard(QWidget):
             self._fail(f"exporting the {what} to {path} failed: no project open")
             return None
         session = self.session
-        if self.export_worker is not None:
-            self.export_worker.deleteLater()
-        worker = JobWorker(call_job("export",
-                                    lambda: export_candidates(session, path, rejected)),
-                           name="export", parent=self)
-        worker.returned.connect(self._exported)
+        worker = self.export_jobs.start(
+            "export", call_job("export", lambda: export_candidates(session, path, rejected)),
+            on_returned=self._exported)
         worker.errored.connect(lambda exc: self._fail(
-            f"exporting the {what} to {path} failed: {type(exc).__name__}: {exc}"))
-        worker.finished.connect(self._update_buttons)
-        self.export_worker = worker
+            f"exporting the {what} to {path} failed: {error_text(exc)}"))
         self.status.setText(f"exporting the {what} to {path}…")
-        worker.start()
         self._update_buttons()
         return worker
 
@@ -414,12 +410,8 @@ class Dashboard(QWidget):
         self._stopped = True
         self._pending = None
         self.session = None
-        ended = True
-        for worker in (self.refresh_worker, self.export_worker):
-            if worker is not None and worker.is_running:
-                worker.cancel()
-                ended = worker.wait(timeout_s) and ended
-        return ended
+        # a list, not a generator: the second runner is shut down even if the first timed out
+        return all([jobs.shutdown(timeout_s) for jobs in (self.refresh_jobs, self.export_jobs)])
 
     def closeEvent(self, event) -> None:          # the dashboard shown as a window of its own
         self.shutdown()

@@ -1,7 +1,7 @@
 """The main window: project, the training/scoring panel, labelling view and dashboard.
 
-Every long or store-writing step runs as a core job on a `JobWorker`; the widgets only start
-jobs, show their progress and refresh from the session when a job ends.
+Every long or store-writing step runs as a core job on the window's `JobRunner`; the widgets only
+start jobs, show their progress (a `ProgressLine`) and refresh from the session when a job ends.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from pathlib import Path
 from PyQt6.QtCore import QByteArray, Qt, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
-                             QMessageBox, QProgressBar, QPushButton, QTabWidget, QVBoxLayout,
-                             QWidget)
+                             QMessageBox, QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
 from vo_al.core.session import loop as steps
 from vo_al.core.base.errors import VoAlError
@@ -30,20 +29,19 @@ from vo_al.gui.samp_panel import SampPanel
 from vo_al.gui.settings_dialog import SettingsDialog
 from vo_al.gui.step_jobs import step_job_factory
 from vo_al.gui.sources_panel import SourcesPanel
-from vo_al.gui.workers import EtaClock, JobWorker, format_eta
+from vo_al.gui.progress_line import ProgressLine
+from vo_al.gui.workers import JobRunner, JobWorker, error_text
 
 STEP_BUTTONS = steps.ACTIONS
 
 
 class TrainingPanel(QWidget):
-    def __init__(self, parent=None):
+    def __init__(self, jobs: JobRunner, parent=None):
         super().__init__(parent)
         self.buttons = {name: QPushButton(name.capitalize()) for name in STEP_BUTTONS}
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(True)
-        self.progress_text = QLabel("")
+        self.progress = ProgressLine(jobs)
         self.device = QLabel("device: reported when a training or scoring starts")
         row = QHBoxLayout()
         for b in self.buttons.values():
@@ -52,7 +50,6 @@ class TrainingPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(row)
         layout.addWidget(self.progress)
-        layout.addWidget(self.progress_text)
         layout.addWidget(self.device)
 
 
@@ -69,11 +66,15 @@ class MainWindow(QMainWindow):
         self.demo_offer: QMessageBox | None = None
         self.project: Project | None = None
         self.session: ActiveLearningSession | None = None
-        self.worker: JobWorker | None = None
         self.error_box: QMessageBox | None = None
-        self._eta = EtaClock()
+        self.jobs = JobRunner(self)             # the steps and the demo, one at a time
+        self.panel = TrainingPanel(self.jobs)   # its progress line follows them first
+        self.jobs.progress.connect(self._job_progress)
+        self.jobs.returned.connect(self._job_returned)
+        self.jobs.errored.connect(self._job_errored)
+        self.jobs.aborted.connect(self._job_aborted)
+        self.jobs.finished.connect(self._job_finished)
 
-        self.panel = TrainingPanel()
         self.labelling = LabellingView()
         self.labelling.set_preferences(self.prefs)
         self.dashboard = Dashboard()
@@ -135,7 +136,7 @@ class MainWindow(QMainWindow):
 
         def busy():
             w = ref()
-            return w is not None and w.worker is not None and w.worker.is_running
+            return w is not None and w.jobs.is_running
 
         self.sources = SourcesPanel(session, busy_elsewhere=busy)
         self.tabs.addTab(self.sources, "Data sources")
@@ -266,7 +267,7 @@ class MainWindow(QMainWindow):
         return True
 
     def set_project(self, project: Project) -> None:
-        if self.worker is not None and self.worker.is_running or self.sources.is_running:
+        if self.jobs.is_running or self.sources.is_running:
             raise RuntimeError("a job is running: cancel it before changing project")
         if self.project is not None and self.project is not project:
             self.crossmatch.shutdown()          # they may be reading the old project
@@ -282,6 +283,11 @@ class MainWindow(QMainWindow):
         self.refresh()
 
     # -- jobs ----------------------------------------------------------------------------------
+    @property
+    def worker(self) -> JobWorker | None:
+        """The running step's worker, or the last one's (None before the first)."""
+        return self.jobs.worker
+
     def job_factory(self, name: str):
         return step_job_factory(self.session, name)
 
@@ -292,44 +298,17 @@ class MainWindow(QMainWindow):
 
     def start_job(self, name: str, factory) -> JobWorker | None:
         """Run one job on a worker; None when another job is still running."""
-        if self.worker is not None and self.worker.is_running:
-            return None
-        if self.worker is not None:
-            self.worker.deleteLater()       # the previous, finished one
-        worker = JobWorker(factory, name=name, parent=self)
-        worker.started.connect(lambda: self._job_started(name))
-        worker.progress.connect(self._job_progress)
-        worker.returned.connect(lambda value: self._job_returned(name, value))
-        worker.errored.connect(lambda exc: self.show_error(f"{name.capitalize()} failed", exc))
-        worker.aborted.connect(lambda: self.status_label.setText(f"{name} cancelled"))
-        worker.finished.connect(lambda: self._job_finished(name))
-        self.worker = worker
-        self._eta = EtaClock()
-        worker.start()
-        self.refresh()           # disables the buttons while it runs
+        worker = self.jobs.start(name, factory)
+        if worker is not None:
+            self.refresh()           # disables the buttons while it runs
         return worker
 
     def cancel_job(self) -> None:
-        if self.worker is not None and self.worker.is_running:
-            self.worker.cancel()
-            self.panel.progress_text.setText("cancelling at the next step…")
-
-    def _job_started(self, name: str) -> None:
-        self.panel.progress.setRange(0, 0)
-        self.panel.progress_text.setText(f"{name}…")
+        self.jobs.cancel()
 
     def _job_progress(self, p: Progress) -> None:
         if "device" in p.info:
             self.panel.device.setText(f"device: {p.info['device']}")
-        eta = format_eta(self._eta.update(p))
-        if p.total:
-            self.panel.progress.setRange(0, 1000)
-            self.panel.progress.setValue(int(1000 * (p.fraction or 0.0)))
-            text = f"{p.stage}: {p.done}/{p.total}"
-        else:
-            self.panel.progress.setRange(0, 0)
-            text = f"{p.stage}: {p.done}"
-        self.panel.progress_text.setText(" ".join(t for t in (text, p.message, eta) if t))
 
     def _job_returned(self, name: str, value) -> None:
         if name == "estimate":
@@ -340,15 +319,16 @@ class MainWindow(QMainWindow):
             self.status_label.setText(f"queried {len(value['batch'])} spectra, precision sample "
                                       f"{len(value['sample'])}")
 
-    def _job_finished(self, name: str) -> None:
+    def _job_errored(self, name: str, exc: Exception) -> None:
+        self.show_error(f"{name.capitalize()} failed", exc)
+
+    def _job_aborted(self, name: str) -> None:
+        self.status_label.setText(f"{name} cancelled")
+
+    def _job_finished(self, name: str, outcome: str) -> None:
         if self.project is None and name != "demo":
             return          # the window was closed while the job ran
-        self.panel.progress.setRange(0, 1000)
-        worker = self.worker
-        ok = worker.error is None and not worker.was_aborted
-        self.panel.progress.setValue(1000 if ok else 0)
-        self.panel.progress_text.setText(
-            f"{name}: " + ("done" if ok else "cancelled" if worker.was_aborted else "failed"))
+        ok = outcome == "done"
         self.labelling.refresh()
         self.dashboard.refresh(self.session)
         self.refresh(keep_status=True)
@@ -360,7 +340,7 @@ class MainWindow(QMainWindow):
 
     # -- view ----------------------------------------------------------------------------------
     def refresh(self, keep_status: bool = False) -> None:
-        running = self.worker is not None and self.worker.is_running
+        running = self.jobs.is_running
         # no step while the pool grows: a score would miss rows, a query mismatch them
         allowed = set() if running or self.sources.is_running else (self.session.enabled_actions() if self.session else set())
         for name, button in self.panel.buttons.items():
@@ -375,7 +355,7 @@ class MainWindow(QMainWindow):
             f"{st['next_step']} · {st['oracle_labels']} oracle labels · {st['pending']} waiting")
 
     def show_error(self, what: str, exc: BaseException) -> None:
-        text = f"{what}:\n{type(exc).__name__}: {exc}"
+        text = f"{what}:\n{error_text(exc)}"
         self.status_label.setText(text.replace("\n", " "))
         box = QMessageBox(QMessageBox.Icon.Critical, "vo-al — error", text,
                           QMessageBox.StandardButton.Ok, self)
@@ -403,9 +383,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self._remember_layout()
-        if self.worker is not None and self.worker.is_running:
-            self.worker.cancel()
-            self.worker.wait(60)
+        self.jobs.shutdown(60)
         self.sources.shutdown(60)
         self.samp.shutdown()
         self.crossmatch.shutdown()

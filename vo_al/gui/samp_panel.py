@@ -4,8 +4,8 @@ what they subscribe to, send the current candidate, and follow TOPCAT's / Aladin
 The core `SampLink` calls its listeners on the SAMP client's own threads; `SampBridge` only
 re-emits each `SampEvent` as a Qt signal (queued to the GUI thread), and every widget change
 happens in the slots on the GUI thread. Every exchange with the hub (connect, the client list,
-sends, disconnect) runs as a one-step job on a `JobWorker`, one at a time, never on the GUI
-thread; a newer send replaces one still waiting.
+sends, disconnect) runs as a one-step job on a queueing `JobRunner`, one at a time, never on the
+GUI thread; a newer send replaces one still waiting.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from PyQt6.QtCore import QItemSelection, QItemSelectionModel, QObject, pyqtSigna
 from PyQt6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QTableView, QTreeWidget,
                              QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from vo_al.core.samp.link import SampEvent, SampLink
+from vo_al.core.samp.link import SampLink
+from vo_al.core.samp.records import SampEvent
 
-from vo_al.gui.workers import JobWorker, call_job
+from vo_al.gui.workers import JobRunner, call_job, error_text
 
 
 class SampBridge(QObject):
@@ -49,8 +50,8 @@ class SampPanel(QWidget):
         self.table: QTableView | None = None
         self.model = None
         self.proxy = None
-        self._queue: list[tuple[str, Callable, Callable | None]] = []
-        self._worker: JobWorker | None = None
+        self.jobs = JobRunner(self, queue=True)
+        self.jobs.errored.connect(self._on_error)
         self._from_samp = False
         self._table_dirty = True
 
@@ -122,7 +123,7 @@ class SampPanel(QWidget):
 
     @property
     def busy(self) -> bool:
-        return bool(self._queue) or (self._worker is not None and self._worker.is_running)
+        return self.jobs.busy
 
     def connect_hub(self) -> None:
         if self.link is not None:
@@ -148,7 +149,7 @@ class SampPanel(QWidget):
         if link is None:
             return
         link.remove_listener(self.bridge)
-        self._queue.clear()
+        self.jobs.clear_queue()
         self._submit("disconnect", link.close)
         self.clients.clear()
         self.status.setText("SAMP: not connected")
@@ -185,10 +186,7 @@ class SampPanel(QWidget):
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """At window close: drop queued work, end the running one, close the link."""
-        self._queue.clear()
-        if self._worker is not None and self._worker.is_running:
-            self._worker.cancel()
-            self._worker.wait(timeout_s)
+        self.jobs.shutdown(timeout_s)
         link, self.link = self.link, None
         if link is not None:
             link.remove_listener(self.bridge)
@@ -197,27 +195,10 @@ class SampPanel(QWidget):
     # -- jobs (one at a time) --------------------------------------------------------------
     def _submit(self, name: str, fn: Callable, done: Callable | None = None,
                 replace: bool = False) -> None:
-        if replace:
-            self._queue = [job for job in self._queue if job[0] != name]
-        self._queue.append((name, fn, done))
-        self._pump()
-
-    def _pump(self) -> None:
-        if not self._queue or (self._worker is not None and self._worker.is_running):
-            return
-        name, fn, done = self._queue.pop(0)
-        if self._worker is not None:
-            self._worker.deleteLater()
-        worker = JobWorker(call_job(f"samp {name}", fn), name=f"samp {name}", parent=self)
-        if done is not None:
-            worker.returned.connect(done)
-        worker.errored.connect(lambda exc: self._on_error(name, exc))
-        worker.finished.connect(self._pump)
-        self._worker = worker
-        worker.start()
+        self.jobs.start(name, call_job(f"samp {name}", fn), on_returned=done, replace=replace)
 
     def _on_error(self, name: str, exc: BaseException) -> None:
-        text = f"SAMP {name} failed: {type(exc).__name__}: {exc}"
+        text = f"SAMP {name} failed: {error_text(exc)}"
         self.status.setText(text)
         if name == "connect" and self.link is not None:
             link, self.link = self.link, None

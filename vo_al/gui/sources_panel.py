@@ -2,9 +2,9 @@
 then a harvest of the result) or from a local folder of FITS files.
 
 The panel only gathers the form's values and shows results; the work is the core's
-(`vo_query.ssap_search` / `tap_query`, `harvest.harvest_table`, `pool.find_spectrum_files` +
-`ingest_files`: the same calls as `vo-al ssap|tap|harvest`), run as jobs on a `JobWorker`, one at
-a time, never on the GUI thread.
+(`vo_query.ssap_search` / `tap_query`, `harvest.harvest_table`, `pool.ingest.ingest_folder`:
+the same calls as `vo-al ssap|tap|harvest|ingest`), run as jobs on the panel's
+`JobRunner`, one at a time, never on the GUI thread; a `ProgressLine` shows them.
 
 Rows may join the pool only between iterations: once an iteration's model has been trained its
 scores (and the query drawn from them) describe the pool as it was, so harvest and ingest are
@@ -19,8 +19,8 @@ from typing import Callable
 import numpy as np
 from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                             QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar,
-                             QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+                             QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton,
+                             QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from vo_al.core.base.errors import ParameterError
 from vo_al.core.vo.harvest import project_harvest_folder
@@ -30,7 +30,8 @@ from vo_al.core.vo.services import (SSAP, TAP, VOService, default_services, load
 
 from vo_al.gui.dashboard import ColumnTableModel
 from vo_al.gui.table_view import catalogue_table_view
-from vo_al.gui.workers import EtaClock, JobWorker, format_eta
+from vo_al.gui.progress_line import ProgressLine
+from vo_al.gui.workers import JobRunner, JobWorker, error_text
 
 ARCMIN_PER_DEG = 60.0
 ANGSTROM = 1e-10                     # SSA's BAND is in metres
@@ -104,16 +105,13 @@ def harvest_job(pool, folder: Path, table, settings, options: dict, cancel):
 
 
 def ingest_job(pool, folder: Path, settings, workers: int, cancel):
-    """Job: find the spectrum files under `folder` and ingest them into the pool."""
-    from vo_al.core.pool.store import DEFAULT_PATTERNS, find_spectrum_files, ingest_files
+    """Job: ingest the spectrum files under `folder` into the pool (the core's PoolError when
+    there are none, as `vo-al ingest` reports it)."""
+    from vo_al.core.pool.ingest import ingest_folder
 
     yield Progress("scan", 0, None, f"looking for spectra in {folder}")
-    paths = find_spectrum_files(folder)
-    if not paths:
-        raise ParameterError("folder", str(folder), "a folder holding spectrum files ("
-                             + ", ".join(DEFAULT_PATTERNS) + ")")
-    return (yield from ingest_files(pool, paths, settings=settings, workers=workers,
-                                    cancel=cancel))
+    return (yield from ingest_folder(pool, folder, settings=settings, workers=workers,
+                                     cancel=cancel))
 
 
 # ---------------------------------------------------------------- the forms
@@ -275,7 +273,7 @@ class SourcesPanel(QWidget):
         super().__init__(parent)
         self.session_getter = session_getter
         self.busy_elsewhere = busy_elsewhere or (lambda: False)
-        self.worker: JobWorker | None = None
+        self.jobs = JobRunner(self)
         self.result = None                   # the last query result (astropy Table)
         self.last_report = None              # the last HarvestReport / IngestReport
         self.harvest_folder: Path | None = None  # job list and download cache of the harvest
@@ -283,8 +281,8 @@ class SourcesPanel(QWidget):
         self.harvest_options = {"workers": 4, "retries": 3}
         self.ingest_workers = 2              # reader processes of a folder ingest
         self._services_of: object = ()       # the project folder the services were loaded for
+        self._pool = None                    # the pool the running harvest or ingest fills
         self._pool_before = 0
-        self._eta = EtaClock()
 
         self.ssap = SsapForm()
         self.tap = TapForm()
@@ -301,11 +299,10 @@ class SourcesPanel(QWidget):
         self.overflow.setWordWrap(True)
         self.overflow.setStyleSheet("color: #b35c00; font-weight: bold")
         self.overflow.hide()
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(True)
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(0)
-        self.progress_text = QLabel("")
+        self.progress = ProgressLine(self.jobs)
+        self.jobs.returned.connect(self._on_returned)
+        self.jobs.errored.connect(self._on_errored)
+        self.jobs.finished.connect(self._on_finished)
         self.model = ColumnTableModel(columns=["(no result yet)"])
         self.table = catalogue_table_view(self.model, sortable=False)
 
@@ -317,7 +314,6 @@ class SourcesPanel(QWidget):
         layout.addWidget(self.forms)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
-        layout.addWidget(self.progress_text)
         layout.addWidget(self.status)
         layout.addWidget(self.overflow)
         layout.addWidget(self.table, 1)
@@ -330,8 +326,13 @@ class SourcesPanel(QWidget):
 
     # -- state -----------------------------------------------------------------------------
     @property
+    def worker(self) -> JobWorker | None:
+        """The running job's worker, or the last one's."""
+        return self.jobs.worker
+
+    @property
     def is_running(self) -> bool:
-        return self.worker is not None and self.worker.is_running
+        return self.jobs.is_running
 
     def _session(self):
         return self.session_getter()
@@ -429,48 +430,22 @@ class SourcesPanel(QWidget):
                                                                token), pool)
 
     def cancel(self) -> None:
-        if self.is_running:
-            self.worker.cancel()
-            self.progress_text.setText(f"cancelling the {self.worker.name} at the next step…")
+        self.jobs.cancel()
 
     def shutdown(self, timeout_s: float = 30.0) -> bool:
         """At window close: cancel the running job and wait for its thread (True once ended)."""
-        if not self.is_running:
-            return True
-        self.worker.cancel()
-        return self.worker.wait(timeout_s)
+        return self.jobs.shutdown(timeout_s)
 
     # -- the worker ------------------------------------------------------------------------
     def _start(self, name: str, factory, pool=None) -> JobWorker:
-        if self.worker is not None:
-            self.worker.deleteLater()            # the previous, finished one
-        self._pool_before = len(pool) if pool is not None else 0
-        worker = JobWorker(factory, name=name, parent=self)
-        worker.progress.connect(self._on_progress)
-        worker.returned.connect(lambda value: self._on_returned(name, value))
-        worker.errored.connect(
-            lambda exc: self._report_failure(f"{name.capitalize()} failed: "
-                                             f"{type(exc).__name__}: {exc}"))
-        worker.finished.connect(lambda: self._on_finished(name, pool))
-        self.worker = worker
-        self._eta = EtaClock()
-        self.progress.setRange(0, 0)
-        self.progress_text.setText(f"{name}…")
-        worker.start()
+        self._pool, self._pool_before = pool, (len(pool) if pool is not None else 0)
+        worker = self.jobs.start(name, factory)
         self.refresh()
         self.running_changed.emit(True)
         return worker
 
-    def _on_progress(self, p: Progress) -> None:
-        eta = format_eta(self._eta.update(p))
-        if p.total:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(int(1000 * (p.fraction or 0.0)))
-            text = f"{p.stage}: {p.done}/{p.total}"
-        else:
-            self.progress.setRange(0, 0)
-            text = f"{p.stage}" + (f": {p.done}" if p.done else "")
-        self.progress_text.setText(" ".join(t for t in (text, p.message, eta) if t))
+    def _on_errored(self, name: str, exc: Exception) -> None:
+        self._report_failure(f"{name.capitalize()} failed: {error_text(exc)}")
 
     def _on_returned(self, name: str, value) -> None:
         if name == "search":
@@ -504,15 +479,10 @@ class SourcesPanel(QWidget):
             self.overflow.hide()
         self.searched.emit(table)
 
-    def _on_finished(self, name: str, pool) -> None:
-        worker = self.worker
-        ok = worker.error is None and not worker.was_aborted
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(1000 if ok else 0)
-        self.progress_text.setText(
-            f"{name}: " + ("done" if ok else "cancelled" if worker.was_aborted else "failed"))
+    def _on_finished(self, name: str, outcome: str) -> None:
+        pool, self._pool = self._pool, None
         added = len(pool) - self._pool_before if pool is not None else 0
-        if worker.was_aborted:
+        if outcome == "cancelled":
             self.status.setText(f"{name} cancelled: {added} spectra added; run the {name} "
                                 f"again to resume")
         self.refresh()

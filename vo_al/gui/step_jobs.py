@@ -1,6 +1,6 @@
 """The jobs behind the main window's step buttons.
 
-Train, score and finish run in a child process (`vo_al.core.process_job`): Keras builds and
+Train, score and finish run in a child process (`vo_al.core.jobs.process`): Keras builds and
 traces the train step, and loads a model and makes its first prediction, in C++ code that holds
 the GIL for 90-350 ms, which on a worker thread froze the event loop for that long
 (benchmarks/bench_gui_stall.py). A child costs a few seconds of start-up and TensorFlow import

@@ -1,18 +1,23 @@
-"""Run a core job generator on a QThread (the napari / superqt worker pattern).
+"""Run core job generators on QThreads (the napari / superqt worker pattern).
 
-A job is a generator that yields `Progress` and returns its result. `JobWorker` drives it on its
-own QThread and turns it into Qt signals, delivered on the GUI thread (queued connections):
+A job is a generator that yields `Progress` and returns its result. `JobWorker` drives one run of
+it on its own QThread and turns it into Qt signals, delivered on the GUI thread (queued
+connections):
 
     started, progress(Progress), returned(object), errored(Exception), aborted, finished
 
 `finished` is always the last signal, after exactly one of returned / errored / aborted.
 `cancel()` sets the job's `CancelToken`; the worker also checks it between yields, so a job that
 does not poll the token itself still stops at its next yield.
+
+`JobRunner` is what a panel holds: its jobs one at a time, each on a fresh `JobWorker`, with the
+signals re-emitted under the job's name (a panel connects once, not per job), the start refused
+or queued while one runs, and the finished workers cleaned up. `progress_line.ProgressLine` shows
+a runner's jobs; `error_text` is how every panel words a job's exception.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
@@ -83,6 +88,7 @@ class JobWorker(QObject):
         self.error: Exception | None = None
         self.was_aborted = False
         self.is_running = False
+        self._ended = False
         self._thread = QThread()
         self._thread.setObjectName(f"vo-al {name}")
         self._runner = _Runner(factory, self.token)
@@ -109,6 +115,13 @@ class JobWorker(QObject):
         """Block until the thread has ended (for shutdown only; never while the GUI runs)."""
         return self._thread.wait(int(timeout_s * 1000))
 
+    @property
+    def outcome(self) -> str | None:
+        """'done', 'cancelled' or 'failed' once `finished` is emitted; None before."""
+        if not self._ended:
+            return None
+        return "cancelled" if self.was_aborted else "failed" if self.error is not None else "done"
+
     def _on_returned(self, value) -> None:
         self.result = value
         self.returned.emit(value)
@@ -125,6 +138,7 @@ class JobWorker(QObject):
         self._thread.quit()
         self._thread.wait()
         self.is_running = False
+        self._ended = True
         self.finished.emit()
 
 
@@ -139,34 +153,108 @@ def call_job(stage: str, fn: Callable[[], object]) -> JobFactory:
     return factory
 
 
-class EtaClock:
-    """Rate and time left of a job from its Progress stream (restarts when the stage changes)."""
+def error_text(exc: BaseException) -> str:
+    """A job's exception as the panels show it (status lines, error dialogs)."""
+    return f"{type(exc).__name__}: {exc}"
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self._clock = clock
-        self._stage = None
-        self._t0 = 0.0
-        self._done0 = 0
 
-    def update(self, p: Progress) -> float | None:
-        """Seconds left, or None when unknown."""
-        now = self._clock()
-        if p.stage != self._stage:
-            self._stage, self._t0, self._done0 = p.stage, now, p.done
+class JobRunner(QObject):
+    """The jobs of one panel, one at a time, each on a fresh `JobWorker`.
+
+    `start(name, factory)` runs the job at once; while another runs it is refused (returns None)
+    or, for a runner made with `queue=True`, queued and started when the running one ends
+    (`replace=True`: it takes the place of a job of the same name still waiting). The running
+    worker's signals are re-emitted with the job's name; `finished` comes last, once
+    `is_running` is False, so its slots may start the next job at once. `worker` is the running
+    job's worker, or the last one's (kept until the next starts: its result, error, outcome).
+    """
+
+    started = pyqtSignal(str)               # name; emitted by start(), as the thread starts
+    progress = pyqtSignal(object)           # Progress
+    returned = pyqtSignal(str, object)      # name, the job's return value
+    errored = pyqtSignal(str, object)       # name, the exception (see error_text)
+    aborted = pyqtSignal(str)               # name: it stopped at a cancel
+    cancelling = pyqtSignal(str)            # name: cancel() asked it to stop
+    finished = pyqtSignal(str, str)         # name, JobWorker.outcome
+
+    def __init__(self, parent: QObject | None = None, *, queue: bool = False):
+        super().__init__(parent)
+        self.queue = queue
+        self.worker: JobWorker | None = None
+        self._waiting: list[tuple[str, JobFactory, Callable | None]] = []
+
+    @property
+    def is_running(self) -> bool:
+        return self.worker is not None and self.worker.is_running
+
+    @property
+    def busy(self) -> bool:
+        """Running, or jobs waiting to run."""
+        return self.is_running or bool(self._waiting)
+
+    def start(self, name: str, factory: JobFactory, *, on_returned: Callable | None = None,
+              replace: bool = False) -> JobWorker | None:
+        """Run `factory`'s job as `name`; its worker, or None when refused or queued.
+        `on_returned(value)`, if given, gets this job's result only (after `returned`)."""
+        if not self.queue:
+            return None if self.is_running else self._launch(name, factory, on_returned)
+        if replace:
+            self._waiting = [job for job in self._waiting if job[0] != name]
+        self._waiting.append((name, factory, on_returned))
+        return self._next()
+
+    def clear_queue(self) -> None:
+        self._waiting.clear()
+
+    def cancel(self) -> bool:
+        """Ask the running job to stop (at its next step); False when none runs."""
+        if not self.is_running:
+            return False
+        self.worker.cancel()
+        self.cancelling.emit(self.worker.name)
+        return True
+
+    def shutdown(self, timeout_s: float = 30.0) -> bool:
+        """At window close: drop the waiting jobs, cancel the running one and wait for its
+        thread (this blocks: for shutdown only). True once no job runs."""
+        self._waiting.clear()
+        if not self.is_running:
+            return True
+        self.worker.cancel()
+        return self.worker.wait(timeout_s)
+
+    def _next(self) -> JobWorker | None:
+        if self.is_running or not self._waiting:
             return None
-        elapsed = now - self._t0
-        done = p.done - self._done0
-        if not p.total or elapsed <= 0 or done <= 0:
-            return None
-        return max(0.0, (p.total - p.done) * elapsed / done)
+        return self._launch(*self._waiting.pop(0))
 
+    def _launch(self, name: str, factory: JobFactory, on_returned: Callable | None) -> JobWorker:
+        if self.worker is not None:
+            self.worker.deleteLater()           # the previous, finished one
+        worker = JobWorker(factory, name=name, parent=self)
+        # bound methods, no lambdas: while a job runs, `self.worker` is its worker (a start is
+        # refused or queued until it has finished), so the slots need not capture it
+        worker.progress.connect(self.progress)
+        worker.returned.connect(self._returned)
+        if on_returned is not None:
+            worker.returned.connect(on_returned)
+        worker.errored.connect(self._errored)
+        worker.aborted.connect(self._aborted)
+        worker.finished.connect(self._finished)
+        self.worker = worker
+        worker.start()
+        self.started.emit(name)
+        return worker
 
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"ETA {seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"ETA {seconds // 60}m{seconds % 60:02d}s"
-    return f"ETA {seconds}s"
+    def _returned(self, value) -> None:
+        self.returned.emit(self.worker.name, value)
+
+    def _errored(self, exc) -> None:
+        self.errored.emit(self.worker.name, exc)
+
+    def _aborted(self) -> None:
+        self.aborted.emit(self.worker.name)
+
+    def _finished(self) -> None:
+        self.finished.emit(self.worker.name, self.worker.outcome)
+        self._next()

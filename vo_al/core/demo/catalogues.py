@@ -1,6 +1,6 @@
 """SIMBAD-like and H16-like catalogues of the offline demo's synthetic sky.
 
-The demo's pool lies wherever `synthetic.make_pool` put it, far from the objects of the shipped
+The demo's pool lies wherever `datasets.make_pool` put it, far from the objects of the shipped
 offline catalogues (resources/, made for the test server's import): a cross-match of the demo
 would find nothing and show none of the paper's four tables. So `prepare` writes two catalogues
 of the demo's own sky into the project's `catalogues/` folder, where the Cross-match tab looks
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from vo_al.core.base.atomic import atomic_write_text
-from vo_al.core.demo.synthetic import designation_for
+from vo_al.core.demo.files import designation_for
 
 CATALOGUE_DIR = "catalogues"
 SIMBAD_FILE = "simbad_like.csv"

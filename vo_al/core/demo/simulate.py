@@ -113,7 +113,7 @@ def confusion(proba_classes: np.ndarray, truth: np.ndarray, mask: np.ndarray) ->
 def prepare(workdir: Path, config: SimulationConfig, settings: ProjectSettings | None = None,
             cancel: CancelToken | None = None) -> Job:
     """Make the synthetic data and a project over it (skipping what exists)."""
-    from vo_al.core.demo import synthetic
+    from vo_al.core.demo.datasets import make_pool, make_training_set
     from vo_al.core.session.project import Project
 
     workdir = Path(workdir)
@@ -121,11 +121,11 @@ def prepare(workdir: Path, config: SimulationConfig, settings: ProjectSettings |
     train_dir, pool_dir = workdir / "data" / "training", workdir / "data" / "pool"
     if not (train_dir / "labels.csv").exists():
         yield Progress("generate", 0, 2, "training set")
-        synthetic.make_training_set(train_dir, n=config.n_train, seed=config.seed)
+        make_training_set(train_dir, n=config.n_train, seed=config.seed)
     if not (pool_dir / "truth.csv").exists():
         yield Progress("generate", 1, 2, "pool")
-        synthetic.make_pool(pool_dir, n=config.n_pool, target_fraction=config.target_fraction,
-                            seed=config.seed + 1)
+        make_pool(pool_dir, n=config.n_pool, target_fraction=config.target_fraction,
+                  seed=config.seed + 1)
     yield Progress("generate", 2, 2)
     project_dir = workdir / "project"
     if (project_dir / "project.json").exists():
@@ -135,7 +135,7 @@ def prepare(workdir: Path, config: SimulationConfig, settings: ProjectSettings |
     if not project.store.training_labels():
         yield from project.import_training_set(train_dir, train_dir / "labels.csv",
                                                workers=config.workers, cancel=cancel)
-    from vo_al.core.pool.store import ingest_folder
+    from vo_al.core.pool.ingest import ingest_folder
 
     yield from ingest_folder(project.pool, pool_dir, settings=project.settings.preprocess,
                              workers=config.workers, cancel=cancel)

@@ -26,7 +26,7 @@ COLUMN_INFO = {
     "source": (None, "meta.ref.url", "Access URL (accref) or path of the spectrum"),
 }
 
-# the columns of a cross-match (vo_al.core.crossmatch): one block per catalogue prefix
+# the columns of a cross-match (vo_al.core.xmatch): one block per catalogue prefix
 _MATCH_INFO = {
     "id": (None, "meta.id;meta.main", "Identifier of the nearest {cat} object within the radius"),
     "otype": (None, "src.class", "Object type of the nearest {cat} object"),

@@ -1,12 +1,14 @@
 """The cross-match of a project's candidates as one job: what the Cross-match tab runs.
 
-The same core calls as `vo-al crossmatch` (vo_al/cli_crossmatch.py): the candidates (and the
+The same core calls as `vo-al crossmatch` (vo_al/cli/crossmatch.py): the candidates (and the
 spectra the reviewer rejected) of the project, `session_candidates`, or a candidates table;
-SIMBAD from the CDS TAP service, the local DaCHS's `lamost.simbad_like`, another TAP service or
-a catalogue file (or none); H16 from a file (or none); `crossmatch_candidates` makes the four
-tables with the multiple-exposure groups, and `radius_scan` the match counts per radius. Each
-catalogue is asked once per run, at the largest radius needed (`FetchedCatalogue`), and the match
-and the scan are cut from that answer: SIMBAD's TAP service is not asked twice.
+SIMBAD by the route the tab chose (`xmatch.SimbadRoute`: the CDS TAP service, the local DaCHS's
+`lamost.simbad_like`, another TAP service or a catalogue file, or none), built by the same
+`xmatch.simbad_catalogue` as the command line's; H16 from a file (or none);
+`crossmatch_candidates` makes the four tables with the multiple-exposure groups, and
+`radius_scan` the match counts per radius. Each catalogue is asked once per run, at the largest
+radius needed (`FetchedCatalogue`), and the match and the scan are cut from that answer:
+SIMBAD's TAP service is not asked twice.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import numpy as np
 
 import vo_al
 
-from vo_al.core.xmatch import match as xm
-from vo_al.core.base.errors import Cancelled, ParameterError, VoAlError
+from vo_al.core import xmatch as xm
+from vo_al.core.base.errors import Cancelled, VoAlError
 from vo_al.core.base.progress import CancelToken, Progress
 from vo_al.core.export.formats import TABLE_FORMATS, parse_formats
 from vo_al.core.session.candidates import session_candidates
@@ -32,12 +34,14 @@ RESOURCES = Path(vo_al.__file__).resolve().parent.parent / "resources"
 SHIPPED_SIMBAD_LIKE = RESOURCES / "dachs" / "simbad_like.csv"
 SHIPPED_H16 = RESOURCES / "catalogues" / "h16_synthetic.csv"
 
-# SIMBAD routes, as `vo-al crossmatch --simbad-service simbad|local|URL|none` / `--catalogue`
-SIMBAD_SOURCES = (("simbad", "CDS SIMBAD (online TAP)"),
-                  ("local", "local DaCHS (lamost.simbad_like TAP)"),
-                  ("file", "catalogue file…"),
-                  ("url", "other TAP service (URL, table basic)…"),
-                  ("none", "none"))
+# the tab's words for the SIMBAD routes (xmatch.SIMBAD_ROUTE_SOURCES, in that order), as
+# `vo-al crossmatch --simbad-service simbad|local|URL|none` / `--catalogue`
+SIMBAD_SOURCE_LABELS = {"simbad": "CDS SIMBAD (online TAP)",
+                        "local": "local DaCHS (lamost.simbad_like TAP)",
+                        "file": "catalogue file…",
+                        "url": "other TAP service (URL, table basic)…",
+                        "none": "none"}
+SIMBAD_SOURCES = tuple((key, SIMBAD_SOURCE_LABELS[key]) for key in xm.SIMBAD_ROUTE_SOURCES)
 ALL = "all"
 
 
@@ -52,6 +56,11 @@ class CrossmatchSettings:
     radius: float = xm.DEFAULT_SIMBAD_RADIUS
     h16_radius: float = xm.DEFAULT_H16_RADIUS
     scan: bool = True
+
+    def simbad_route(self) -> xm.SimbadRoute:
+        """The SIMBAD route these settings choose; a ParameterError names a bad value."""
+        return xm.SimbadRoute(self.simbad_source, file=self.simbad_file.strip(),
+                              url=self.tap_url.strip())
 
 
 @dataclass
@@ -70,28 +79,8 @@ class CrossmatchRun:
 
 
 def simbad_catalogue(settings: CrossmatchSettings):
-    """The SIMBAD catalogue object of the chosen route, built as cli_crossmatch does."""
-    from vo_al.core.vo.services import local_dachs_base
-
-    source = settings.simbad_source
-    if source == "none":
-        return None
-    if source == "file":
-        if not settings.simbad_file.strip():
-            raise ParameterError("SIMBAD catalogue file", settings.simbad_file,
-                                 "a VOTable, FITS, CSV or ECSV file")
-        return xm.LocalCatalogue.from_file(settings.simbad_file.strip())
-    if source == "simbad":
-        return xm.TapCatalogue(xm.SIMBAD_TAP_URL, xm.SIMBAD_COLUMNS, name="SIMBAD")
-    if source == "local":
-        return xm.TapCatalogue(f"{local_dachs_base()}/tap", xm.SIMBAD_LIKE_COLUMNS,
-                               name="local simbad_like")
-    if source == "url":
-        url = settings.tap_url.strip()
-        if not url.startswith(("http://", "https://")):
-            raise ParameterError("TAP service", url, "an http:// or https:// URL")
-        return xm.TapCatalogue(url, xm.SIMBAD_COLUMNS)
-    raise ParameterError("SIMBAD source", source, ", ".join(k for k, _ in SIMBAD_SOURCES))
+    """The SIMBAD catalogue of the settings' route (None for 'none'), `xmatch.simbad_catalogue`."""
+    return xm.simbad_catalogue(settings.simbad_route())
 
 
 class FetchedCatalogue:
@@ -119,10 +108,7 @@ class FetchedCatalogue:
         if (radius <= self.fetched.radius and n <= self.ra.size
                 and np.array_equal(ra, self.ra[:n]) and np.array_equal(dec, self.dec[:n])):
             p = self.fetched.within(radius)
-            keep = p.cand < n                        # the first n rows: the candidates
-            return xm.Pairs(p.cand[keep], p.sep[keep], p.obj_id[keep], p.obj_otype[keep],
-                            p.obj_ra[keep], p.obj_dec[keep],
-                            {k: v[keep] for k, v in p.extra.items()}, p.radius)
+            return p.select(p.cand < n)              # the first n rows: the candidates
         return self.catalogue.pairs(ra, dec, radius)
 
 

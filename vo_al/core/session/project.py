@@ -145,7 +145,7 @@ class Project:
 
         `scheme` says how the CSV numbers classes (see labels.LABEL_SCHEMES; 'ondrejov' for the
         published Ondřejov CCD700 labels)."""
-        from vo_al.core.pool.store import ingest_folder
+        from vo_al.core.pool.ingest import ingest_folder
 
         labels = {spectrum_key(n): v for n, v in read_label_csv(labels_csv, scheme)}
         report = yield from ingest_folder(self.training, folder, settings=self.settings.preprocess,

@@ -1,1 +1,8 @@
-"""spectra"""
+"""One spectrum: the record every reader returns, the readers, and the preprocessing to 140 points.
+
+- `record`: `Spectrum` and `SpectrumMeta` (whose fields are the pool's metadata schema)
+- `readers`: `read_spectrum` for LAMOST and Ondřejov CCD700 files, layouts found from headers
+- `preprocess`: air → vacuum, resolution matching, resampling onto the window, normalisation
+- `settings`: `PreprocessSettings`, the window and its sampling
+- `fits_cards`: raw FITS header cards and 2880-byte blocks, for writers that skip astropy
+"""

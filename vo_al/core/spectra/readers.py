@@ -43,8 +43,8 @@ LAYOUTS = (LAMOST_IMAGE, LAMOST_TABLE, CCD700)
 _FITS_BLOCK = 2880
 _CARD = 80
 _END_CARD = "END".ljust(80)
-_GZIP_MAGIC = b"\x1f\x8b"
-_FITS_MAGIC = b"SIMPLE  ="
+GZIP_MAGIC = b"\x1f\x8b"
+FITS_MAGIC = b"SIMPLE  ="        # the first card of every FITS file
 _BITPIX_DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 # header keywords whose presence marks a 2-D primary image as a LAMOST spectrum
 _LAMOST_MARKERS = ("EXTEN0", "ROW1", "COEFF0")
@@ -65,8 +65,6 @@ def read_spectrum(path) -> Spectrum:
     path = Path(path)
     try:
         raw = _read_bytes(path)
-    except _NotSpectrum as exc:
-        raise SpectrumReadError(path, str(exc)) from None
     except OSError as exc:
         raise SpectrumReadError(path, f"cannot read file: {exc}") from exc
     try:
@@ -90,6 +88,30 @@ def detect_layout(hdul: fits.HDUList) -> str:
         raise SpectrumReadError(hdul.filename() or "<memory>", str(exc)) from None
 
 
+def fits_bytes(raw: bytes, where, head_only: bool = False) -> bytes:
+    """The FITS content of a file's bytes `raw`: gunzipped when they start with the gzip magic.
+
+    Raises SpectrumReadError(where, reason) when `raw` is empty, a broken gzip stream or not
+    FITS (no SIMPLE card at the start). With `head_only`, `raw` is only the start of a file (a
+    download's first block) and only its first card is unpacked: enough to see the FITS magic,
+    not to find a truncated stream.
+    """
+    if not raw:
+        raise SpectrumReadError(where, "empty file (0 bytes)")
+    if raw[:2] == GZIP_MAGIC:
+        try:
+            if head_only:
+                raw = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, _CARD)
+            else:
+                raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SpectrumReadError(where, f"broken gzip stream (truncated?): {exc}") from None
+    if not raw.startswith(FITS_MAGIC):
+        raise SpectrumReadError(where, f"not a FITS file (no SIMPLE card at the start: "
+                                       f"{raw[:20]!r})")
+    return raw
+
+
 def spectrum_name(path) -> str:
     """The display name of a spectrum file: its base name without a trailing .gz."""
     name = Path(path).name
@@ -101,17 +123,7 @@ def spectrum_name(path) -> str:
 def _read_bytes(path: Path) -> bytes:
     """The whole (decompressed) file: spectra are small, and one read is faster than seeks."""
     with open(path, "rb") as fh:
-        raw = fh.read()
-    if not raw:
-        raise _NotSpectrum("empty file (0 bytes)")
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise _NotSpectrum(f"broken gzip stream (truncated?): {exc}") from None
-    if not raw.startswith(_FITS_MAGIC):
-        raise _NotSpectrum("not a FITS file (no SIMPLE card at the start)")
-    return raw
+        return fits_bytes(fh.read(), path)
 
 
 def _primary_layout(header) -> str | None:

@@ -11,7 +11,11 @@ INSTRUMENTS = ("lamost", "ccd700")
 
 @dataclass
 class SpectrumMeta:
-    """What we keep about a spectrum besides its pixels (all optional except `name`)."""
+    """What we keep about a spectrum besides its pixels (all optional except `name`).
+
+    These fields, in this order and with these types, are the pool's metadata columns (derived
+    in vo_al.core.pool.schema): a new field changes pool.sqlite, so it needs a new pool format.
+    """
 
     name: str                      # file name or obsid: how a person finds the spectrum again
     designation: str = ""

@@ -34,7 +34,6 @@ import os
 import tempfile
 import threading
 import time
-import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -46,8 +45,10 @@ import requests
 
 from vo_al.core.base.atomic import atomic_write_text
 from vo_al.core.base.errors import Cancelled, DownloadError, ParameterError, ProjectError, SpectrumReadError
+from vo_al.core.base.jsonfile import read_json_document
 from vo_al.core.base.progress import CancelToken, Job, Progress
-from vo_al.core.spectra.readers import read_spectrum, spectrum_name
+from vo_al.core.pool.schema import RECORD_FIELDS, spectrum_record
+from vo_al.core.spectra.readers import fits_bytes, read_spectrum, spectrum_name
 from vo_al.core.spectra.settings import PreprocessSettings
 
 HARVEST_JSON = "harvest.json"
@@ -64,8 +65,6 @@ def project_cache_folder(project_folder) -> Path:
     """Where a project's downloaded spectra are: the labelling view reads them from here too."""
     return project_harvest_folder(project_folder) / CACHE_DIR
 _FORMAT = "vo-al harvest"
-_FITS_MAGIC = b"SIMPLE  ="
-_GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 16
 _SPECTRUM_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fit.gz", ".fz")
 
@@ -82,8 +81,9 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
     "z": ("z", "redshift", "ssa_redshift"),
     "snr": ("snr", "snrr", "snr_r", "sn_r", "ssa_snr"),
 }
-_ROW_KEYS = ("obsid", "designation", "ra", "dec", "cls", "subclass", "z", "snr")
-_FLOAT_KEYS = ("ra", "dec", "z", "snr")
+# the pool metadata a query row gives (url and name make the item itself), and which are numbers
+_ROW_KEYS = tuple(k for k in COLUMN_CANDIDATES if k not in ("url", "name"))
+_FLOAT_KEYS = frozenset(k for k in _ROW_KEYS if RECORD_FIELDS[k] == "f")
 
 
 # ---------------------------------------------------------------- items (the job list)
@@ -204,18 +204,6 @@ class SpectrumCache:
         return p.is_file() and p.stat().st_size > 0
 
 
-def _check_fits_bytes(head: bytes, url: str) -> None:
-    if not head:
-        raise DownloadError(url, "empty file (0 bytes)")
-    if head[:2] == _GZIP_MAGIC:
-        try:
-            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 16)
-        except zlib.error as exc:
-            raise DownloadError(url, f"broken gzip stream: {exc}") from None
-    if not head.startswith(_FITS_MAGIC):
-        raise DownloadError(url, f"not a FITS file (starts with {head[:20]!r})")
-
-
 def download(url: str, dest: Path, *, session: requests.Session, retries: int = 3,
              backoff: float = 0.25, timeout=None, check: bool = True):
     """Download `url` to `dest` (atomically: temp file in dest's folder, then rename).
@@ -273,7 +261,11 @@ def _download_once(url: str, dest: Path, session, timeout, check: bool):
         except requests.RequestException as exc:
             raise DownloadError(url, f"request failed: {type(exc).__name__}: {exc}") from exc
         with open(tmp, "rb") as fh:
-            _check_fits_bytes(fh.read(2880), url)
+            head = fh.read(2880)
+        try:
+            fits_bytes(head, url, head_only=True)     # cheap: before the reader parses it all
+        except SpectrumReadError as exc:
+            raise DownloadError(url, exc.reason) from None
         spectrum = None
         if check:
             try:
@@ -294,13 +286,8 @@ def _download_once(url: str, dest: Path, session, timeout, check: bool):
 # ---------------------------------------------------------------- the harvest folder
 
 def _load_items(folder: Path) -> list[HarvestItem]:
-    path = folder / HARVEST_JSON
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ProjectError(f"{path}: harvest job list unreadable: {exc}") from exc
-    if not isinstance(raw, dict) or raw.get("format") != _FORMAT:
-        raise ProjectError(f"{path}: not a vo-al harvest job list")
+    raw = read_json_document(folder / HARVEST_JSON, _FORMAT, ProjectError,
+                             "vo-al harvest job list")
     return [HarvestItem(**it) for it in raw.get("items", [])]
 
 
@@ -486,10 +473,8 @@ def harvest(pool, folder, items: list[HarvestItem] | None = None, *,
 
 
 def _meta_for(item: HarvestItem, sp) -> dict:
-    m = sp.meta
-    meta = {"name": item.name, "source": item.url, "instrument": sp.instrument,
-            "designation": m.designation, "ra": m.ra, "dec": m.dec, "obsid": m.obsid,
-            "cls": m.cls, "subclass": m.subclass, "z": m.z, "snr": m.snr}
+    meta = spectrum_record(sp)
+    meta.update(name=item.name, source=item.url)
     meta.update(item.meta)                         # the query row wins over the header
     return meta
 

@@ -85,7 +85,8 @@ def _service_url(service) -> str:
     return service.url if isinstance(service, VOService) else str(service)
 
 
-def _as_service(service, kind: str) -> VOService:
+def as_service(service, kind: str) -> VOService:
+    """A VOService of `kind` from a VOService, a saved service name or a URL; typed errors."""
     if isinstance(service, VOService):
         if service.kind != kind:
             raise ParameterError("service", service.name, f"a {kind} service (is {service.kind})")
@@ -138,7 +139,8 @@ def _status_of(results) -> str:
     return str(status or "OK").upper()
 
 
-def _to_table(results, service: str, query: str, **meta) -> Table:
+def results_table(results, service: str, query: str, **meta) -> Table:
+    """pyvo results as an astropy Table carrying the service, query and `meta` in its meta."""
     try:
         table = results.to_table()
     except Exception as exc:                       # noqa: BLE001 - astropy conversion of odd data
@@ -172,7 +174,7 @@ def ssap_search(service, pos=None, radius: float | None = None, *, band=None, ti
     from astropy.coordinates import SkyCoord
     from astropy.time import Time
 
-    service = _as_service(service, SSAP)
+    service = as_service(service, SSAP)
     session = session if session is not None else make_session()
     svc = pyvo.dal.SSAService(service.url, session=session)
     query = svc.create_query()
@@ -210,7 +212,7 @@ def ssap_search(service, pos=None, radius: float | None = None, *, band=None, ti
             results = query.execute()
     except Exception as exc:                       # noqa: BLE001 - wrapped into a typed error
         raise wrap_error(exc, service.url, text) from exc
-    return _to_table(results, service.url, text, maxrec=maxrec)
+    return results_table(results, service.url, text, maxrec=maxrec)
 
 
 # ---------------------------------------------------------------- TAP
@@ -240,7 +242,7 @@ def tap_query(service, adql: str, *, maxrec: int | None = None, mode: str = "aut
     <= SYNC_MAX_ROWS rows, else async). Truncation at MAXREC or the server's limit is reported in
     ``table.meta['overflow']``.
     """
-    service = _as_service(service, TAP)
+    service = as_service(service, TAP)
     session = session if session is not None else make_session()
     if maxrec is not None and maxrec < 0:
         raise ParameterError("maxrec", maxrec, "a number >= 0")
@@ -260,7 +262,7 @@ def _tap_sync(service: VOService, adql: str, maxrec, session) -> Table:
             results = tap.run_sync(adql, maxrec=maxrec)
     except Exception as exc:                       # noqa: BLE001 - wrapped into a typed error
         raise wrap_error(exc, service.url, adql) from exc
-    return _to_table(results, service.url, adql, mode="sync", maxrec=maxrec)
+    return results_table(results, service.url, adql, mode="sync", maxrec=maxrec)
 
 
 def _tap_async(service: VOService, adql: str, maxrec, session, timeout: float,
@@ -298,7 +300,7 @@ def _tap_async(service: VOService, adql: str, maxrec, session, timeout: float,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DALOverflowWarning)
             results = job.fetch_result()
-        table = _to_table(results, service.url, adql, mode="async", maxrec=maxrec,
+        table = results_table(results, service.url, adql, mode="async", maxrec=maxrec,
                           job_url=job_url)
         failed = False
     except (VOError, Cancelled):

@@ -1,0 +1,94 @@
+"""The commands of the active-learning loop: train, score, query, label, estimate, finish,
+status, candidates (each a call into vo_al.core.session, as the GUI's buttons are).
+
+Wired into the parser by `add_loop_commands(sub)` (vo_al.cli.commands).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from vo_al.cli.common import add_command, open_session, run_job
+
+
+def cmd_train(args):
+    print(json.dumps(run_job(open_session(args.project).train())))
+
+
+def cmd_score(args):
+    session = open_session(args.project)
+    path = run_job(session.score())
+    print(f"scored {len(session.project.pool)} spectra -> {path}")
+
+
+def cmd_query(args):
+    from vo_al.core.session.labels import write_pending_csv
+
+    session = open_session(args.project)
+    if session.next_step() == "query":
+        result = session.query()
+        print(f"iteration {result['iteration']}: {len(result['batch'])} spectra for the oracle, "
+              f"{len(result['sample'])} for the precision estimate "
+              f"({result['predicted_targets']} predicted targets in the pool)")
+    to_stdout = args.out in (None, "-")
+    pending = write_pending_csv(session, sys.stdout if to_stdout else Path(args.out))
+    if not to_stdout:
+        print(f"{len(pending)} spectra waiting for labels -> {args.out}")
+
+
+def cmd_label(args):
+    from vo_al.core.session.labels import apply_label_csv
+
+    session = open_session(args.project)
+    done = 0
+    for row in apply_label_csv(session, Path(args.csv)):
+        if row.item is None:
+            print(f"skip {row.name}: not waiting for a label", file=sys.stderr)
+            continue
+        done += 1
+        # printed only after the label is committed: an "ack" is a promise it survives a crash
+        print(f"ack {row.item.name} {row.label} {row.item.purpose}", flush=True)
+    print(f"{done} labels recorded; {len(session.pending())} still pending", file=sys.stderr)
+
+
+def cmd_estimate(args):
+    session = open_session(args.project)
+    est = session.estimate()
+    print(f"precision {est.precision:.3f} ({est.true_positives}/{est.sample_size}), "
+          f"{est.confidence:.0%} lower bound {est.lower_bound:.3f}; threshold reached "
+          f"{session.threshold_hits()} time(s); next step: {session.next_step()}")
+
+
+def cmd_finish(args):
+    print(json.dumps(run_job(open_session(args.project).finish())))
+
+
+def cmd_status(args):
+    print(json.dumps(open_session(args.project).status(), indent=2, default=float))
+
+
+def cmd_candidates(args):
+    from vo_al.core.session.candidates import session_candidates, write_table_csv
+
+    table = session_candidates(open_session(args.project)).candidates
+    out = Path(args.out)
+    write_table_csv(table, out)
+    print(f"{len(table['pool_index'])} candidates -> {out}")
+
+
+def add_loop_commands(sub) -> None:
+    """Add the loop's commands, in the order of an iteration, to an argparse subparsers object."""
+    add_command(sub, "train", cmd_train, "train the CNN of the current iteration")
+    add_command(sub, "score", cmd_score, "score the whole pool with the current model")
+    p = add_command(sub, "query", cmd_query,
+                    "choose the oracle batch and precision sample; list pending")
+    p.add_argument("--out", help="CSV of spectra waiting for labels (default stdout)")
+    p = add_command(sub, "label", cmd_label, "record labels from a CSV with columns name,label")
+    p.add_argument("--csv", required=True)
+    add_command(sub, "estimate", cmd_estimate, "estimate precision from the labelled sample")
+    add_command(sub, "finish", cmd_finish, "long training, final scoring and candidates")
+    add_command(sub, "status", cmd_status, "where the session stands")
+    p = add_command(sub, "candidates", cmd_candidates, "write the current candidates to CSV")
+    p.add_argument("--out", default="candidates.csv")

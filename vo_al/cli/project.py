@@ -1,0 +1,73 @@
+"""The commands that make and fill a project: create, settings, import-training, ingest.
+
+Wired into the parser by `add_project_commands(sub)` (vo_al.cli.commands).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vo_al.cli.common import add_command, apply_sets, open_session, parse_sets, run_job
+
+
+def cmd_create(args):
+    from vo_al.core.session.project import Project
+    from vo_al.core.session.settings import ProjectSettings
+
+    settings = apply_sets(ProjectSettings.default(), args.set)
+    pool = Path(args.pool) if args.pool else Path(args.project) / "pool"
+    project = Project.create(args.project, pool, settings)
+    print(f"created project {project.folder} (pool {project.pool_folder})")
+
+
+def cmd_settings(args):
+    project = open_session(args.project).project
+    if args.set:
+        method, pre = parse_sets(args.set)
+        project.change_settings(method, pre)
+    print(project.settings.to_json())
+
+
+def cmd_import_training(args):
+    project = open_session(args.project).project
+    result = run_job(project.import_training_set(Path(args.folder), Path(args.labels),
+                                                 workers=args.workers, scheme=args.scheme))
+    print(json.dumps(result))
+
+
+def cmd_ingest(args):
+    from vo_al.core.pool.ingest import ingest_folder
+
+    session = open_session(args.project)
+    project = session.project
+    session.require_pool_may_grow()
+    report = run_job(ingest_folder(project.pool, Path(args.folder),
+                                   settings=project.settings.preprocess, workers=args.workers))
+    print(f"added {report.added}, skipped {report.skipped} already in the pool, "
+          f"rejected {len(report.rejected)}; pool holds {len(project.pool)} spectra")
+    for path, reason in report.rejected[:20]:
+        print(f"  rejected {path}: {reason}")
+    if len(report.rejected) > 20:
+        print(f"  ... and {len(report.rejected) - 20} more (see `vo-al status`)")
+
+
+def add_project_commands(sub) -> None:
+    """Add `create`, `settings`, `import-training` and `ingest` to an argparse subparsers object."""
+    p = add_command(sub, "create", cmd_create, "create a project folder")
+    p.add_argument("--pool", help="pool folder (default: PROJECT/pool); may be shared")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a method setting")
+    p = add_command(sub, "settings", cmd_settings, "show or change the project's method settings")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p = add_command(sub, "import-training", cmd_import_training,
+                    "import the labelled training set: a folder of FITS and a CSV name,label")
+    p.add_argument("folder")
+    p.add_argument("labels")
+    p.add_argument("--scheme", default="vo-al", choices=["vo-al", "ondrejov"],
+                   help="class numbering of the CSV: vo-al 0 non-target/1 single/2 double; "
+                        "ondrejov 0 emission/1 absorption/2 unknown (skipped)/3 double")
+    p.add_argument("--workers", type=int, default=2)
+    p = add_command(sub, "ingest", cmd_ingest,
+                    "add a folder of FITS spectra to the pool (resumable)")
+    p.add_argument("folder")
+    p.add_argument("--workers", type=int, default=2)

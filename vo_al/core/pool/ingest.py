@@ -1,0 +1,325 @@
+"""Ingest: spectrum files read, preprocessed and added to a pool, resumably, by worker processes.
+
+`ingest_files` and `ingest_folder` are job generators (see base/progress.py). Chunks of files are
+read and preprocessed in worker processes ('forkserver' where available, else 'spawn'); the parent
+only appends each returned block of rows through the pool's `PoolWriter`, one transaction per
+chunk in input order, so the pool does not depend on the number of workers. A chunk's transaction
+also records its rejected files and the chunk itself as finished: running an ingest again after a
+crash, a kill -9 or a cancel skips what was committed and adds each file exactly once. A worker
+that dies (segfault, OOM kill) costs a retry, and the file that kills a worker is rejected.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import math
+import os
+import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from vo_al.core.base.errors import Cancelled, PoolError, SpectrumReadError, UnusableSpectrumError
+from vo_al.core.base.progress import CancelToken, Job, Progress
+from vo_al.core.pool.schema import RECORD_FIELDS, spectrum_record
+from vo_al.core.pool.store import FinishedChunk, PoolStore
+from vo_al.core.spectra.settings import PreprocessSettings
+
+DEFAULT_PATTERNS = ("*.fits", "*.fits.gz", "*.fit", "*.fit.gz")
+_PREP_BATCH = 256          # spectra per preprocess_spectra call in a worker (fastest measured)
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did."""
+
+    added: int = 0
+    rejected: list = field(default_factory=list)     # (file, reason) of files rejected this run
+    skipped: int = 0                                  # already in the pool (or already rejected)
+    seconds: float = 0.0
+    files: int = 0                                    # distinct input files
+
+    def summary(self) -> str:
+        rate = self.files / self.seconds if self.seconds > 0 else float("nan")
+        return (f"{self.added} added, {len(self.rejected)} rejected, {self.skipped} skipped "
+                f"of {self.files} files in {self.seconds:.1f} s ({rate:.0f} files/s)")
+
+
+# ---------------------------------------------------------------- the worker side
+
+def _default_reader():
+    # imported here: astropy is for the workers and the run, not for importing the pool package
+    from vo_al.core.spectra.readers import read_spectrum
+    return read_spectrum
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, (SpectrumReadError, UnusableSpectrumError)):
+        return exc.reason
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _process_chunk(paths: list[str], settings: PreprocessSettings, reader) -> tuple:
+    """Worker: read and preprocess a chunk of files, `_PREP_BATCH` spectra at a time (the
+    vectorised preprocessing is fastest there, and few spectra are held in memory at once).
+
+    Returns (rows float32 (k, n), meta columns {field: list of k}, rejected [(path, reason)]).
+    """
+    if reader is None:
+        reader = _default_reader()
+    rejected: list = []
+    metas: dict[str, list] = {key: [] for key in RECORD_FIELDS}
+    blocks = []
+    for start in range(0, len(paths), _PREP_BATCH):
+        spectra = []
+        for path in paths[start:start + _PREP_BATCH]:
+            try:
+                sp = reader(path)
+                if not sp.meta.name:
+                    sp.meta.name = os.path.basename(path)
+                sp.meta.source = path
+                spectra.append(sp)
+            except Exception as exc:                       # noqa: BLE001 - anything from a file
+                rejected.append((path, _reason(exc)))
+        rows, reasons = _preprocess_isolated(spectra, settings)
+        good = []
+        for i, (sp, r) in enumerate(zip(spectra, reasons)):
+            if r is not None:
+                rejected.append((sp.meta.source, r))
+                continue
+            good.append(i)
+            for key, value in spectrum_record(sp).items():
+                metas[key].append(value)
+        blocks.append(rows[good])
+    out = (np.concatenate(blocks) if blocks else np.empty((0, settings.n_points))).astype(
+        np.float32, copy=False)
+    return np.ascontiguousarray(out), metas, rejected
+
+
+def _preprocess_isolated(spectra: list, settings: PreprocessSettings) -> tuple[np.ndarray, list]:
+    """preprocess_spectra, falling back to one spectrum at a time if the batch raises, so that
+    one odd spectrum is rejected instead of failing its neighbours."""
+    from vo_al.core.spectra.preprocess import preprocess_spectra
+
+    try:
+        batch = preprocess_spectra(spectra, settings)
+        return batch.rows, batch.reasons
+    except Exception:                                      # noqa: BLE001 - isolate the culprit
+        rows = np.full((len(spectra), settings.n_points), np.nan, np.float32)
+        reasons = []
+        for i, sp in enumerate(spectra):
+            try:
+                one = preprocess_spectra([sp], settings)
+                rows[i], r = one.rows[0], one.reasons[0]
+            except Exception as exc:                       # noqa: BLE001
+                r = f"preprocessing failed: {type(exc).__name__}: {exc}"
+            reasons.append(r)
+        return rows, reasons
+
+
+# ---------------------------------------------------------------- the parent side
+
+@dataclass
+class _Work:
+    key: str | None                  # ingest_progress key (None for pieces of a split chunk)
+    paths: list[str]
+    suspect: bool = False            # was in flight when a worker died: run alone
+
+
+def _chunk_key(paths: list[str]) -> str:
+    return hashlib.sha1("\0".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _mp_context():
+    import multiprocessing
+
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        # preload the worker code (numpy, scipy, astropy) once; never the caller's __main__,
+        # which may import heavy things (tensorflow) the workers do not need
+        ctx.set_forkserver_preload([__name__, "vo_al.core.spectra.readers"])   # this module
+    return ctx
+
+
+class _Done:
+    """A finished 'future' for in-process work (workers=0)."""
+
+    def __init__(self, fn, *args):
+        self._result = fn(*args)
+
+    def result(self):
+        return self._result
+
+
+# ---------------------------------------------------------------- the jobs
+
+def ingest_files(pool: PoolStore, paths: Iterable, settings: PreprocessSettings | None = None,
+                 workers: int = 2, chunk_files: int = 1024, cancel: CancelToken | None = None,
+                 reader: Callable | None = None) -> Job[IngestReport]:
+    """Job: read, preprocess and add spectrum files to `pool`; returns an IngestReport.
+
+    Resumable: files already in the pool (same path or same name) or already rejected are
+    skipped, so re-running after a crash or cancel adds each file exactly once. `workers`
+    processes read the files (0: in this process), at most `chunk_files` files per chunk (fewer
+    for small runs, so that every worker gets several chunks). `reader` (a picklable,
+    module-level function path -> Spectrum) defaults to `vo_al.core.spectra.readers.read_spectrum`.
+    Cancelling is honoured between chunks and raises Cancelled with committed chunks kept.
+    """
+    t0 = time.monotonic()
+    if workers < 0 or chunk_files < 1:
+        raise PoolError(f"{pool.folder}: workers must be >= 0 and chunk_files >= 1 "
+                        f"(got {workers}, {chunk_files})")
+    settings = pool.check_settings(settings)
+    if reader is None:
+        reader = _default_reader()         # fail here, not once per file, if it cannot import
+    all_paths = list(dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths))
+    total = len(all_paths)
+    report = IngestReport(files=total)
+    # small runs still give every worker several chunks
+    size = max(1, min(chunk_files, math.ceil(total / max(1, 4 * workers)) if total else 1))
+    chunks = [all_paths[i:i + size] for i in range(0, total, size)]
+    keys = [_chunk_key(c) for c in chunks]
+
+    executor = None
+    with pool.writer("ingest", settings) as out:
+        try:
+            done_keys = out.chunks_done(keys)
+            items: deque[_Work] = deque()
+            done_files = 0
+            for key, chunk in zip(keys, chunks):
+                if key in done_keys:
+                    done_files += len(chunk)
+                    report.skipped += len(chunk)
+                else:
+                    items.append(_Work(key, chunk))
+            out.reserve(sum(len(w.paths) for w in items))
+            yield Progress("ingest", done_files, total, "starting",
+                           {"added": 0, "rejected": 0, "skipped": report.skipped})
+
+            def submit(work: _Work, todo: list[str]):
+                if executor is None:
+                    return _Done(_process_chunk, todo, settings, reader)
+                return executor.submit(_process_chunk, todo, settings, reader)
+
+            def make_executor():
+                return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
+
+            if workers > 0 and items:
+                executor = make_executor()
+            window = max(1, 2 * workers)
+            inflight: deque = deque()          # (work, todo, n_skipped, future)
+            while items or inflight:
+                if cancel is not None and cancel.cancelled:
+                    raise Cancelled(f"ingest into {pool.folder} cancelled after {done_files} of "
+                                    f"{total} files ({report.added} added); run it again to "
+                                    "resume")
+                # fill the window (a suspect chunk runs alone)
+                while (items and len(inflight) < window
+                       and not (inflight and inflight[-1][0].suspect)):
+                    work = items[0]
+                    if work.suspect and inflight:
+                        break
+                    items.popleft()
+                    seen = out.files_done(work.paths)
+                    todo = [p for p in work.paths if p not in seen]
+                    inflight.append((work, todo, len(work.paths) - len(todo),
+                                     submit(work, todo) if todo else None))
+                work, todo, n_seen, future = inflight.popleft()
+                if future is None:
+                    rows, metas, rejected = np.empty((0, pool.n_points), np.float32), None, []
+                else:
+                    try:
+                        rows, metas, rejected = future.result()
+                    except BrokenProcessPool:
+                        # a worker died (segfault, OOM kill): committed chunks are safe. Run what
+                        # was in flight again one chunk at a time; a chunk that kills a worker on
+                        # its own is split until the file that does it is found and rejected.
+                        executor.shutdown(wait=True, cancel_futures=True)
+                        executor = make_executor()
+                        if not work.suspect:
+                            again = [work] + [w for w, _, _, _ in inflight]
+                            inflight.clear()
+                            items.extendleft(_Work(w.key, w.paths, True)
+                                             for w in reversed(again))
+                            continue
+                        if len(work.paths) > 1:
+                            half = len(work.paths) // 2
+                            items.appendleft(_Work(None, work.paths[half:], True))
+                            items.appendleft(_Work(None, work.paths[:half], True))
+                            continue
+                        rows, metas = np.empty((0, pool.n_points), np.float32), None
+                        rejected = [(work.paths[0], "the reader crashed its worker process on "
+                                                    "this file")]
+                # drop names already in the pool or repeated inside the chunk
+                keep = []
+                if len(rows):
+                    names = metas["name"]
+                    existing = out.names_in_pool(names)
+                    seen_names = set()
+                    for i, name in enumerate(names):
+                        if name not in existing and name not in seen_names:
+                            keep.append(i)
+                            seen_names.add(name)
+                n_dup = len(rows) - len(keep)
+                if n_dup:
+                    rows = rows[keep]
+                    metas = {k: [v[i] for i in keep] for k, v in metas.items()}
+                finished = (None if work.key is None
+                            else FinishedChunk(work.key, len(work.paths), n_seen + n_dup))
+                out.append(rows, metas if len(rows) else None, rejected=rejected, chunk=finished)
+                report.added += len(rows)
+                report.rejected.extend(rejected)
+                report.skipped += n_seen + n_dup
+                done_files += len(work.paths)
+                yield Progress("ingest", done_files, total, f"{report.added} added",
+                               {"added": report.added, "rejected": len(report.rejected),
+                                "skipped": report.skipped})
+        finally:
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def find_spectrum_files(folder, pattern: Sequence[str] | str = DEFAULT_PATTERNS) -> list[str]:
+    """Files under `folder` (recursive) whose base name matches one of the patterns, sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder to ingest")
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    lowered = [p.lower() for p in patterns]
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in files:
+            low = name.lower()
+            if any(fnmatch.fnmatchcase(low, p) for p in lowered):
+                found.append(os.path.join(root, name))
+    return sorted(found)
+
+
+def ingest_folder(pool: PoolStore, folder, pattern: Sequence[str] | str = DEFAULT_PATTERNS,
+                  settings: PreprocessSettings | None = None, workers: int = 2,
+                  chunk_files: int = 1024, cancel: CancelToken | None = None,
+                  reader: Callable | None = None) -> Job[IngestReport]:
+    """Job: ingest every matching file under `folder` (recursive, sorted, deterministic).
+
+    PoolError naming the folder (and the patterns) when it does not exist or no file in it
+    matches: an empty folder is a mistake to report, not a run that adds nothing.
+    """
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    if not Path(folder).is_dir():
+        raise PoolError(f"{folder}: no such folder to ingest")
+    paths = find_spectrum_files(folder, patterns)
+    if not paths:
+        raise PoolError(f"{folder}: no spectrum files to ingest (none matches "
+                        f"{', '.join(patterns)}, in the folder or below it)")
+    return (yield from ingest_files(pool, paths, settings=settings, workers=workers,
+                                    chunk_files=chunk_files, cancel=cancel, reader=reader))
