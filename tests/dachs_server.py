@@ -80,6 +80,16 @@ class DachsServer:
         """The file in data_dir an accref ('lamost/data/x.fits') or getproduct URL points to."""
         return self.data_dir / accref_or_url.split("?", 1)[0].rsplit("/", 1)[-1]
 
+    def unusable(self, accrefs) -> set[str]:
+        """Those of `accrefs` whose spectra preprocessing rejects on their own: the served pool
+        has 'gap' artefacts (dead columns, flux 0 and ivar 0, over much of the H-alpha window),
+        which a harvest reports as 'not usable' instead of adding."""
+        from vo_al.core.spectra.preprocess import preprocess_spectra
+        from vo_al.core.spectra.readers import read_spectrum
+
+        return {str(a) for a in accrefs
+                if preprocess_spectra([read_spectrum(self.local_file(str(a)))]).reasons[0]}
+
     def kill(self) -> None:
         """SIGKILL the DaCHS server process (a crash); returns once the port is closed."""
         self._need_control()

@@ -7,6 +7,7 @@ Load the fixtures from tests/conftest.py with::
 
 * `samp_lockfile`: SAMP_HUB=std-lockurl:file://<tmp>/samp.lock and HOME=<tmp>/home for one test;
 * `pyvo_hub`: pyvo's embedded hub on it; `jsamp_hub`: a JSAMP hub process (kill()/restart());
+  `pyvo_hub_process`: pyvo's hub in a process, restarted on the same port (kill()/stop()/start());
 * `snooper`: JSAMP's snooper on the JSAMP hub, recording every message it receives;
 * `Receiver`: a pyvo client that records what it gets and answers calls (a SPLAT-VO stand-in);
 * `xvfb` (session), `app_hub` / `topcat` / `aladin` (module): TOPCAT and Aladin under Xvfb.
@@ -18,12 +19,15 @@ with apt the fixtures install them, and an install that fails is an error.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -114,8 +118,12 @@ def pyvo_hub(samp_lockfile):
         hub.stop()
 
 
-class JsampHub:
-    """A JSAMP hub process on a private lockfile; kill() and restart() for the crash tests."""
+class HubProcess:
+    """A hub in a process of its own on a private lockfile: kill() is a crash (no
+    samp.hub.event.shutdown, the lockfile stays behind), stop() a clean stop (the hub tells
+    its clients), start() again a new hub (a new secret) on the same lockfile."""
+
+    name = "hub"
 
     def __init__(self, lockfile: Path, log_dir: Path):
         self.lockfile = Path(lockfile)
@@ -124,27 +132,36 @@ class JsampHub:
         self.proc = None
         self.starts = 0
 
-    def start(self, timeout: float = 30.0) -> "JsampHub":
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30.0) -> "HubProcess":
         self.lockfile.unlink(missing_ok=True)
         self.starts += 1
-        self.proc = _start(["jsamp", "hub", "-mode", "no-gui", "-profiles", "std"], self.env,
-                           self.log_dir / f"jsamp-hub-{self.starts}.log")
+        self.proc = _start(self.command(), self.env,
+                           self.log_dir / f"{self.name.replace(' ', '-')}-{self.starts}.log")
         wait_for(lambda: self.lockfile.exists() and self.lockfile.stat().st_size > 0
-                 or self.proc.poll() is not None, timeout, "the JSAMP hub's lockfile")
+                 or self.proc.poll() is not None, timeout, f"the {self.name}'s lockfile")
         if self.proc.poll() is not None:
-            raise RuntimeError(f"jsamp hub exited with {self.proc.returncode}")
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
         # JSAMP writes the lockfile before its hub service runs (a ping then answers "Hub is
         # stopped"); on a loaded machine that window is long enough for a test to fall into it
-        wait_for(self._answers_ping, timeout, "the JSAMP hub to answer samp.hub.ping")
+        wait_for(self._answers_ping, timeout, f"the {self.name} to answer samp.hub.ping")
         return self
+
+    def params(self) -> dict:
+        """The lockfile's key=value lines (samp.hub.xmlrpc.url, samp.secret, ...)."""
+        out = {}
+        for line in self.lockfile.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, value = line.split("=", 1)
+                out[key.strip()] = value.strip().replace("\\", "")
+        return out
 
     def _answers_ping(self) -> bool:
         import xmlrpc.client
 
-        url = ""
-        for line in self.lockfile.read_text().splitlines():
-            if line.startswith("samp.hub.xmlrpc.url="):
-                url = line.split("=", 1)[1].strip()
+        url = self.params().get("samp.hub.xmlrpc.url", "")
         if not url:
             return False
         try:
@@ -160,9 +177,62 @@ class JsampHub:
     def stop(self) -> None:
         _stop(self.proc)
 
-    def restart(self) -> "JsampHub":
+    def restart(self) -> "HubProcess":
         self.kill()
         return self.start()
+
+
+class JsampHub(HubProcess):
+    """A JSAMP hub process (it picks a new port at each start)."""
+
+    name = "JSAMP hub"
+
+    def command(self) -> list[str]:
+        return ["jsamp", "hub", "-mode", "no-gui", "-profiles", "std"]
+
+
+#: pyvo's hub as a program: listens on 127.0.0.1:<argv[1]>, stops cleanly on SIGTERM
+_PYVO_HUB = """
+import signal, sys, time
+import pyvo.samp as ps
+def stop(*_):
+    raise SystemExit(0)
+signal.signal(signal.SIGTERM, stop)
+with ps.conf.set_temp("use_internet", False):
+    hub = ps.SAMPHubServer(web_profile=False, addr="127.0.0.1", port=int(sys.argv[1]),
+                           label="test pyvo hub process")
+hub.start(wait=False)
+try:
+    while True:
+        time.sleep(3600)
+finally:
+    hub.stop()
+"""
+
+
+class PyvoHubProcess(HubProcess):
+    """pyvo's hub in a process of its own, always on the same port: a restarted one answers
+    at the address of the one before, with a new secret."""
+
+    name = "pyvo hub"
+
+    def __init__(self, lockfile: Path, log_dir: Path):
+        super().__init__(lockfile, log_dir)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", _PYVO_HUB, str(self.port)]
+
+
+@pytest.fixture
+def pyvo_hub_process(samp_lockfile, tmp_path):
+    hub = PyvoHubProcess(samp_lockfile, tmp_path).start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
 
 
 @pytest.fixture
@@ -175,12 +245,13 @@ def jsamp_hub(samp_lockfile, tmp_path):
         hub.stop()
 
 
-def registered_clients() -> dict[str, set]:
-    """samp.name (lower case) -> subscribed MTypes of every client on the hub SAMP_HUB names."""
+def registered_clients(hub_params: dict | None = None) -> dict[str, set]:
+    """samp.name (lower case) -> subscribed MTypes of every client on the hub SAMP_HUB names
+    (or the hub of the lockfile `hub_params`)."""
     from pyvo.samp import SAMPIntegratedClient
 
     probe = SAMPIntegratedClient(name="test-probe", callable=False)
-    probe.connect()
+    probe.connect(hub_params=hub_params)
     try:
         return {str(probe.get_metadata(i).get("samp.name", "")).lower():
                 set(probe.get_subscriptions(i)) for i in probe.get_registered_clients()}
@@ -251,6 +322,9 @@ def snooper(jsamp_hub, tmp_path):
 
 
 # ================================================================================ receivers
+_call_tags = itertools.count(1)
+
+
 class Receiver:
     """A pyvo SAMP client that records every message it subscribes to and answers calls.
 
@@ -302,8 +376,26 @@ class Receiver:
             return list(self.got)
 
     def call(self, recipient: str, mtype: str, params: dict, timeout: int = 10) -> dict:
-        return self.client.call_and_wait(recipient, {"samp.mtype": mtype,
-                                                     "samp.params": params}, str(timeout))
+        """The recipient's response to a call (samp.hub.call, the response awaited here).
+
+        Not samp.hub.callAndWait: pyvo's hub notes such a call only after handing it over, so
+        an answer that comes back before that (a fast one, on a loaded machine) is dropped and
+        the caller times out. The hub refusing the call (not subscribed) raises at once."""
+        tag = f"test-call-{next(_call_tags)}"
+        done, box = threading.Event(), {}
+
+        def got(private_key, responder_id, msg_tag, response):
+            box["response"] = response
+            done.set()
+
+        self.client.bind_receive_response(tag, got)
+        try:
+            self.client.call(recipient, tag, {"samp.mtype": mtype, "samp.params": params})
+            if not done.wait(timeout):
+                raise TimeoutError(f"{self.name}: no response to {mtype} within {timeout} s")
+        finally:
+            self.client.unbind_receive_response(tag)
+        return box["response"]
 
     def notify(self, recipient: str, mtype: str, params: dict) -> None:
         self.client.notify(recipient, {"samp.mtype": mtype, "samp.params": params})

@@ -396,6 +396,9 @@ def scored_project(tmp_path):
     proba = np.tile(np.array([[0.1, 0.8, 0.1]], np.float32), (n, 1))
     (project.folder / "scores").mkdir(exist_ok=True)
     np.save(project.folder / "scores" / "final.npy", proba)
+    # the final scores count once a finish has committed them (ActiveLearningSession.finish)
+    project.store.commit_final({"scores_path": "scores/final.npy",
+                                "candidates_path": "candidates.csv"})
     project.store.add_oracle_label(3, "s003.fits", 0, 1)       # rejected by the reviewer
     project.store.add_oracle_label(4, "s004.fits", 2, 1)
     folder = project.folder

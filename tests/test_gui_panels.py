@@ -17,7 +17,8 @@ pytest.importorskip("pyvo")
 from PyQt6.QtCore import QItemSelectionModel  # noqa: E402
 
 from gui_support import window  # noqa: E402,F401
-from samp_peers import Receiver, pyvo_hub, samp_lockfile  # noqa: E402,F401
+from samp_peers import (Receiver, pyvo_hub, pyvo_hub_process,  # noqa: E402,F401
+                        registered_clients, samp_lockfile)
 from vo_al.core.session.candidates import COLUMNS  # noqa: E402
 
 WAIT_MS = 15_000
@@ -113,3 +114,34 @@ def test_samp_panel_starts_an_embedded_hub(window, qtbot, samp_lockfile):
     window[0].close()                                            # closes the link and its hub
     assert panel.link is None
     assert not samp_lockfile.exists()
+
+
+def test_samp_panel_rejoins_a_hub_that_comes_back(window, qtbot, pyvo_hub_process):
+    """The user's hub stops and starts again: the panel says so and vo-al is on the new hub,
+    with no click; it does not start a hub of its own in between."""
+    w = window[0]
+    panel = w.samp
+    w.dashboard.model.set_table(fake_candidates())
+    with qtbot.waitSignal(panel.connected_changed, timeout=WAIT_MS):
+        panel.connect_hub()
+    assert not panel.link.hub_info.embedded
+    with qtbot.waitSignal(panel.connected_changed, timeout=WAIT_MS) as blocker:
+        pyvo_hub_process.stop()
+    assert blocker.args == [False] and "went away" in panel.status.text()
+    assert panel.disconnect_button.isEnabled()             # still ours to switch off
+    with qtbot.waitSignal(panel.connected_changed, timeout=WAIT_MS) as blocker:
+        pyvo_hub_process.start()
+    assert blocker.args == [True] and "reconnected" in panel.status.text()
+    assert not panel.link.hub_info.embedded
+    assert "vo-al" in registered_clients()
+    peer = Receiver("peer", ["coord.pointAt.sky"])
+    try:
+        with qtbot.waitSignal(panel.row_selected, timeout=WAIT_MS) as blocker:
+            qtbot.waitUntil(lambda: panel.link.candidates is not None and not panel.busy,
+                            timeout=WAIT_MS)
+            table = panel.link.candidates
+            peer.notify(panel.link.self_id, "table.highlight.row",
+                        {"table-id": table.table_id, "url": table.url, "row": "2"})
+        assert blocker.args == [2]
+    finally:
+        peer.close()

@@ -25,7 +25,7 @@ from vo_al.core.pool.store import FinishedChunk, PoolStore
 from vo_al.core.spectra.preprocess import preprocess_spectra
 from vo_al.core.base.progress import CancelToken, run_job
 from vo_al.core.spectra.readers import read_spectrum
-from vo_al.core.spectra.record import SpectrumMeta
+from vo_al.core.spectra.record import Spectrum, SpectrumMeta
 from vo_al.core.spectra.settings import PreprocessSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +59,17 @@ def lamost_like_hdu(i: int, rng) -> fits.PrimaryHDU:
     return fits.PrimaryHDU(data=data, header=h)
 
 
+def blue_hdu() -> fits.PrimaryHDU:
+    """A readable LAMOST-like spectrum of 4000-5000 A: it does not cover the H-alpha window."""
+    hdu = lamost_like_hdu(0, np.random.default_rng(0))
+    hdu.header["COEFF0"] = hdu.header["CRVAL1"] = np.log10(4000.0)
+    hdu.header["COEFF1"] = hdu.header["CD1_1"] = ((np.log10(5000.0) - np.log10(4000.0))
+                                                  / (hdu.data.shape[1] - 1))
+    hdu.data[2] = 10 ** (hdu.header["COEFF0"] + hdu.header["COEFF1"]
+                         * np.arange(hdu.data.shape[1]))
+    return hdu
+
+
 def make_files(folder: Path, n: int, distinct: int = 32, seed: int = 1) -> list[str]:
     """n LAMOST-like files: `distinct` generated ones, the rest byte copies of them under their
     own names (fast to make; names, not contents, must be unique)."""
@@ -88,6 +99,25 @@ def crashing_reader(path):
     """A reader that kills its worker process on files whose name contains 'crash'."""
     if "crash" in os.path.basename(path):
         os._exit(3)
+    return read_spectrum(path)
+
+
+def unchecked_axis_reader(path):
+    """A LAMOST image-layout reader that takes the axis from COEFF0/COEFF1 unchecked (as
+    vo-al's reader did before it checked the axis), so that preprocessing sees absurd axes."""
+    with fits.open(path) as hdul:
+        header, data = hdul[0].header, hdul[0].data.astype(np.float64)
+    wl = 10 ** (header["COEFF0"] + header["COEFF1"] * np.arange(data.shape[1]))
+    flux, ivar, andmask = data[0], data[1], data[3]
+    mask = ~np.isfinite(flux) | ~(ivar > 0) | (andmask != 0)
+    return Spectrum(wl, flux, ivar, mask, "lamost",
+                    SpectrumMeta(name=os.path.basename(path), source=str(path)))
+
+
+def out_of_memory_reader(path):
+    """A reader that runs out of memory on the third of files_40 (the machine, not the file)."""
+    if os.path.basename(path) == "spec-SYNTH-00002.fits":
+        raise MemoryError("cannot allocate 80.0 MiB")
     return read_spectrum(path)
 
 
@@ -310,11 +340,7 @@ def test_broken_files_are_rejected_and_the_rest_ingests(tmp_path, files_40):
     fits.PrimaryHDU(np.random.default_rng(0).normal(size=(32, 32)).astype(np.float32)) \
         .writeto(folder / "image.fits")
     # a readable spectrum that does not cover the H-alpha window: rejected by preprocessing
-    hdu = lamost_like_hdu(0, np.random.default_rng(0))
-    hdu.data[2] = np.linspace(4000.0, 5000.0, hdu.data.shape[1])
-    hdu.header["COEFF0"] = np.log10(4000.0)
-    hdu.header["COEFF1"] = (np.log10(5000.0) - np.log10(4000.0)) / (hdu.data.shape[1] - 1)
-    hdu.writeto(folder / "blue.fits")
+    blue_hdu().writeto(folder / "blue.fits")
     with gzip.open(folder / "zipped.fits.gz", "wb") as fh:
         fh.write(Path(files_40[7]).read_bytes())
     (folder / "readme.txt").write_text("ignored: does not match the patterns")
@@ -429,6 +455,122 @@ def test_worker_crash_rejects_the_file_and_keeps_the_rest(tmp_path, files_40):
         # committed in input order despite the retries
         good = [p for p in paths if "crash" not in os.path.basename(p)]
         assert list(pool.metadata(columns=["source"])["source"]) == good
+        # a crash is not the file's own, reproducible rejection: the pool does not remember it,
+        # and the next ingest tries the file again
+        assert pool.rejected() == [] and report.retry == [str(folder / "spec-crash.fits")]
+        again = run_job(ingest_files(pool, paths, workers=2, chunk_files=4))
+        assert (again.added, again.skipped, again.rejected) == (1, 11, [])
+        assert len(pool) == 12
+
+
+def test_a_batch_rejection_that_the_spectrum_does_not_repeat_alone_is_not_kept(
+        tmp_path, files_40, monkeypatch):
+    """Defence in depth against a preprocessing bug that lets spectra spoil each other: every
+    rejection is checked on the spectrum alone; only one it repeats there counts."""
+    from vo_al.core.spectra import preprocess
+
+    real = preprocess.preprocess_spectra
+
+    def neighbours_spoil(spectra, settings=None):
+        result = real(spectra, settings)
+        for i in range(1, len(spectra)):           # as a lost-precision batch bug did
+            result.reasons[i], result.rows[i] = "flux is constant over the window", np.nan
+        return result
+
+    monkeypatch.setattr(preprocess, "preprocess_spectra", neighbours_spoil)
+    with PoolStore.create(tmp_path / "pool") as pool:
+        report = run_job(ingest_files(pool, files_40[:8], workers=0))
+        assert (report.added, report.rejected, pool.rejected()) == (8, [], [])
+        monkeypatch.setattr(preprocess, "preprocess_spectra", real)
+        np.testing.assert_array_equal(pool.rows(np.arange(8)), direct_rows(files_40[:8]))
+
+
+def test_a_file_with_an_absurd_axis_rejects_only_itself(tmp_path, files_40):
+    """A LAMOST header with COEFF1 = 0.01 (an axis up to ~4e42 A) among good files of the same
+    length, through a reader that lets it pass: the good ones are all added, with the rows they
+    have alone; the odd one is rejected for itself, remembered, and a rerun changes nothing."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = []
+    for f in files_40[:15]:
+        paths.append(str(folder / os.path.basename(f)))
+        shutil.copy(f, paths[-1])
+    hdu = lamost_like_hdu(3, np.random.default_rng(3))
+    hdu.header["COEFF1"] = hdu.header["CD1_1"] = 0.01
+    absurd = str(folder / "spec-absurd-axis.fits")
+    hdu.writeto(absurd)
+    alone = preprocess_spectra([unchecked_axis_reader(p) for p in paths[:1]]).rows
+    for workers in (0, 2):
+        with PoolStore.create(tmp_path / f"pool{workers}") as pool:
+            report = run_job(ingest_folder(pool, folder, workers=workers, chunk_files=16,
+                                           reader=unchecked_axis_reader))
+            assert report.added == 15 and [f for f, _ in report.rejected] == [absurd]
+            assert "pixels lie in the" in report.rejected[0][1]
+            assert [f for f, _ in pool.rejected()] == [absurd]     # its own, reproducible
+            rows = pool.rows(np.arange(15))
+            for i, p in enumerate(paths):
+                single = preprocess_spectra([unchecked_axis_reader(p)]).rows[0]
+                np.testing.assert_array_equal(rows[i], single)
+            np.testing.assert_array_equal(rows[:1], alone)
+            again = run_job(ingest_folder(pool, folder, workers=workers,
+                                          reader=unchecked_axis_reader))
+            assert (again.added, again.skipped, again.rejected) == (0, 16, [])
+
+
+def test_retry_rejected_gives_the_files_an_earlier_run_rejected_another_chance(tmp_path,
+                                                                              files_40):
+    """A pool made by a vo-al whose batch preprocessing let spectra spoil each other remembers
+    good files as rejected, and a rerun skips them; with retry_rejected they are read again: the
+    good ones are added and no longer listed as rejected, a bad one keeps today's reason."""
+    blue = str(tmp_path / "blue.fits")
+    blue_hdu().writeto(blue)
+    paths = files_40[:8] + [blue]
+    with PoolStore.create(tmp_path / "pool") as pool:
+        run_job(ingest_files(pool, paths[:2], workers=0))
+        with pool.writer("ingest", PreprocessSettings()) as out:   # as that vo-al left it
+            out.append(np.empty((0, 140), np.float32), None,
+                       rejected=[(p, "flux is constant over the window") for p in paths[2:]])
+        again = run_job(ingest_files(pool, paths, workers=0))
+        assert (again.added, again.skipped) == (0, 9)                 # remembered
+        fixed = run_job(ingest_files(pool, paths, workers=0, retry_rejected=True))
+        assert (fixed.added, fixed.skipped) == (6, 2)
+        assert [f for f, _ in fixed.rejected] == [blue] and "covers 0%" in fixed.rejected[0][1]
+        assert pool.rejected() == fixed.rejected
+        np.testing.assert_array_equal(pool.rows(np.arange(8)), direct_rows(paths[:8]))
+        assert run_job(ingest_files(pool, paths, workers=0)).skipped == 9
+
+
+def test_a_file_that_cannot_be_read_now_is_not_remembered(tmp_path, files_40):
+    """An I/O error (a file gone for now: a network share away, a move in progress) is not the
+    file's rejection: reported, not remembered, and the next ingest adds the file."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = []
+    for f in files_40[:6]:
+        paths.append(str(folder / os.path.basename(f)))
+        shutil.copy(f, paths[-1])
+    os.rename(paths[2], paths[2] + ".away")
+    with PoolStore.create(tmp_path / "pool") as pool:
+        report = run_job(ingest_files(pool, paths, workers=0))
+        assert report.added == 5 and [f for f, _ in report.rejected] == [paths[2]]
+        assert "cannot read file" in report.rejected[0][1] and report.retry == [paths[2]]
+        assert "1 to retry" in report.summary()
+        assert pool.rejected() == []
+        os.rename(paths[2] + ".away", paths[2])
+        again = run_job(ingest_files(pool, paths, workers=0))
+        assert (again.added, again.skipped, again.rejected) == (1, 5, [])
+        assert sorted(pool.metadata(columns=["source"])["source"]) == sorted(paths)
+
+
+def test_an_unexpected_error_is_reported_not_remembered(tmp_path, files_40):
+    with PoolStore.create(tmp_path / "pool") as pool:
+        report = run_job(ingest_files(pool, files_40[:5], workers=0,
+                                      reader=out_of_memory_reader))
+        assert report.added == 4 and report.retry == [files_40[2]]
+        assert report.rejected[0][1].startswith("MemoryError")
+        assert pool.rejected() == []
+        again = run_job(ingest_files(pool, files_40[:5], workers=0))
+        assert (again.added, again.skipped) == (1, 4)
 
 
 # ---------------------------------------------------------------- the writer and the schema

@@ -4,6 +4,7 @@ messagesender, pyvo receivers; every test on a private hub lockfile (tests/samp_
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -14,10 +15,13 @@ import xmlrpc.client as xmlrpc
 import numpy as np
 import pytest
 
-from samp_peers import (Receiver, jsamp_hub, pyvo_hub, samp_lockfile,  # noqa: F401
-                        snooper, splat_like_answer, wait_for)
+from samp_peers import (PyvoHubProcess, Receiver, jsamp_hub, pyvo_hub,  # noqa: F401
+                        pyvo_hub_process, registered_clients, samp_lockfile, snooper,
+                        splat_like_answer, wait_for)
 from vo_al.core.samp import messages as msgs
 from vo_al.core.base.errors import SampClientNotFound, SampHubError, SampMessageError
+from vo_al.core.samp.client import SUBSCRIPTIONS
+from vo_al.core.samp.hub import hub_url
 from vo_al.core.samp.link import SampLink
 
 pytestmark = pytest.mark.timeout(120)
@@ -373,7 +377,7 @@ def test_hub_killed_and_restarted_mid_session(link, jsamp_hub):
     assert link.wait_event(5, kinds=["hub"]).message == "lost"
     assert not link.connected
     jsamp_hub.start()                                    # the user starts a hub again
-    assert link.wait_event(20, kinds=["hub"]).message == "connected"
+    assert link.wait_event(20, kinds=["hub"]).message == "reconnected"
     assert link.connected and link.hub_info.url != first and not link.hub_info.embedded
     peer = Receiver("peer2", PEER_MTYPES)
     try:
@@ -394,6 +398,155 @@ def test_hub_shutdown_message_and_sending_without_hub(link, pyvo_hub):
     with pytest.raises(SampHubError):
         link.highlight(1)
     assert time.monotonic() - t0 < 3
+
+
+#: the hub's own messages, as a peer could forge them (cli#999 is nobody)
+HUB_EVENTS = [("samp.hub.event.shutdown", {}), ("samp.hub.disconnect", {"reason": "forged"}),
+              ("samp.hub.event.register", {"id": "cli#999"}),
+              ("samp.hub.event.unregister", {"id": "cli#999"}),
+              ("samp.hub.event.metadata", {"id": "cli#999", "metadata": {"samp.name": "TOPCAT"}}),
+              ("samp.hub.event.subscriptions", {"id": "cli#999", "subscriptions": {}})]
+
+
+def announced(link, client_id: str) -> None:
+    """Until the hub has told `link` about `client_id` (a "clients" event naming it)."""
+    seen = []
+    wait_for(lambda: seen.extend(link.poll_events()) or any(
+        e.kind == "clients" and e.sender_id == client_id for e in seen), 10,
+        f"the hub to announce {client_id}")
+
+
+def test_only_the_hub_may_send_hub_events(link, pyvo_hub, caplog):
+    """A peer sends samp.hub.event.shutdown (and the other hub events) to vo-al: the hub relays
+    them, so they arrive; vo-al ignores them, stays registered and keeps answering."""
+    link.connect()
+    table = link.set_candidates(candidate_columns())
+    peer = Receiver("forger", [])
+    me = link.self_id
+    try:
+        announced(link, peer.id)
+        rejected = link.rejected
+        with caplog.at_level(logging.WARNING, logger="vo_al.samp"):
+            for mtype, params in HUB_EVENTS:
+                peer.notify(me, mtype, params)       # a notification: ignored, no answer
+            wait_for(lambda: link.rejected >= rejected + len(HUB_EVENTS), 10,
+                     "vo-al to ignore the forged notifications")
+            for mtype, params in HUB_EVENTS:
+                r = peer.call(me, mtype, params)     # as a call: refused
+                assert r["samp.status"] == "samp.error", (mtype, r)
+                assert "not the hub" in r["samp.error"]["samp.errortxt"]
+        ignored = [r.getMessage() for r in caplog.records if "not the hub" in r.getMessage()]
+        assert len(ignored) == 2 * len(HUB_EVENTS) and peer.id in ignored[0]
+        assert link.connected and link.check()
+        events = link.poll_events()
+        assert not [e for e in events if e.kind == "hub"]
+        assert not [e for e in events if e.kind == "clients" and e.sender_id == "cli#999"]
+        assert set(SUBSCRIPTIONS) <= registered_clients()["vo-al"]     # the hub still lists it
+        r = peer.call(me, "table.highlight.row", {"table-id": table.table_id, "row": "2"})
+        assert r["samp.status"] == "samp.ok"                           # and it still answers
+        # the hub's own events still count
+        newcomer = Receiver("newcomer", [])
+        try:
+            announced(link, newcomer.id)
+        finally:
+            newcomer.close()
+    finally:
+        peer.close()
+
+
+def test_a_hub_restarted_at_the_same_address_is_joined_again(pyvo_hub_process):
+    """The hub crashed and a new one listens at the same address: it pings, but it has never
+    heard of vo-al (a new secret). vo-al registers again, with its subscriptions and metadata."""
+    hub = pyvo_hub_process
+    link = SampLink(start_hub=False, timeout=5.0, rpc_timeout=5.0)
+    try:
+        first = link.connect()
+        secret = hub.params()["samp.secret"]
+        hub.kill()                                   # a crash: no shutdown message
+        hub.start()                                  # the same port, a new secret
+        assert hub_url(hub.params()) == first.url and hub.params()["samp.secret"] != secret
+        link.poll_events()
+        assert link.check()
+        assert [e.message for e in link.poll_events() if e.kind == "hub"] == ["lost",
+                                                                              "reconnected"]
+        assert link.connected and link.hub_info.url == first.url
+        assert set(SUBSCRIPTIONS) <= registered_clients()["vo-al"]
+        peer = Receiver("peer", PEER_MTYPES)
+        try:
+            meta = peer.client.get_metadata(link.self_id)
+            assert meta["samp.name"] == "vo-al"
+            assert meta["vo-al.version"] == link.metadata["vo-al.version"]
+            table = link.set_candidates(candidate_columns())
+            r = peer.call(link.self_id, "table.highlight.row",
+                          {"table-id": table.table_id, "row": "1"})
+            assert r["samp.status"] == "samp.ok"
+            assert [r.status for r in link.point_at(150.1, 2.1)] == ["samp.ok"]
+        finally:
+            peer.close()
+    finally:
+        link.close()
+
+
+def test_a_new_hub_in_the_lockfile_is_followed(link, pyvo_hub, samp_lockfile, tmp_path):
+    """The lockfile names another hub now (the old one's lockfile was removed and a new hub
+    started): the tools that start from now on meet there, so vo-al moves over and leaves
+    the old hub."""
+    link.connect()
+    old = dict(pyvo_hub.params)
+    samp_lockfile.unlink()
+    new = PyvoHubProcess(samp_lockfile, tmp_path).start()
+    try:
+        link.poll_events()
+        assert link.check()
+        assert [e.message for e in link.poll_events() if e.kind == "hub"] == ["lost",
+                                                                              "reconnected"]
+        assert link.hub_info.url == hub_url(new.params()) != hub_url(old)
+        assert "vo-al" in registered_clients()
+        wait_for(lambda: "vo-al" not in registered_clients(old), 10,
+                 "vo-al to unregister from the old hub")
+    finally:
+        new.stop()
+
+
+def test_cli_listen_rejoins_a_hub_that_comes_back(pyvo_hub_process, tmp_path):
+    """`vo-al samp send --listen`: the hub stops and starts again; the command says so and is
+    registered on the new hub, without being restarted."""
+    from vo_al.core.session.candidates import write_table_csv
+
+    hub = pyvo_hub_process
+    cols = candidate_columns()
+    cols.update(origin=np.array(["predicted"] * 5, dtype=object), p_non_target=np.zeros(5),
+                p_double=np.zeros(5), snr=np.full(5, 30.0))
+    csv = write_table_csv(cols, tmp_path / "candidates.csv")
+    proc = subprocess.Popen([sys.executable, "-m", "vo_al.cli", "samp", "send", str(csv),
+                             "--no-table", "--listen", "100"], env=hub.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: list[str] = []
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def hub_events():
+        return [json.loads(line)["message"] for line in list(lines)
+                if line.startswith('{"event": "hub"')]
+
+    try:
+        wait_for(lambda: "}\n" in lines or proc.poll() is not None, 60, "the send report")
+        assert proc.poll() is None, "".join(lines)
+        hub.stop()                                   # a clean stop: the hub tells vo-al
+        wait_for(lambda: "lost" in hub_events(), 20, "the command to see the hub go")
+        hub.start()
+        wait_for(lambda: "reconnected" in hub_events(), 30, "the command to rejoin the hub")
+        assert hub_events() == ["connected", "lost", "reconnected"]
+        assert set(SUBSCRIPTIONS) <= registered_clients()["vo-al"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        reader.join(5)
 
 
 # ----------------------------------------------------------------------------- command line

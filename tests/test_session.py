@@ -197,7 +197,7 @@ def test_label_csv_records_the_pending_spectra_it_names(project, tmp_path):
 
     bad = tmp_path / "bad.csv"
     bad.write_text(f"name,label\n{first.name},1\n{second.name},maybe\n")
-    with pytest.raises(ParameterError, match=r"bad\.csv:3: not a class"):
+    with pytest.raises(ParameterError, match=r"bad\.csv, line 3: label='maybe': not a class"):
         list(apply_label_csv(s, bad))
     assert s.pending() == pending                             # checked before anything is recorded
     with pytest.raises(ParameterError, match="labels file.*missing.csv"):
@@ -219,9 +219,40 @@ def test_label_csv_records_the_pending_spectra_it_names(project, tmp_path):
     assert s.pending() == [i for i in pending if i not in (first, second)]
     assert third in s.pending()
 
+    clash = tmp_path / "clash.csv"
+    clash.write_text(f"name,label\n{third.name},0\n{third.name},2\n")
+    with pytest.raises(ParameterError, match=r"clash\.csv, line 3: .*conflicts with line 2"):
+        list(apply_label_csv(s, clash))
+    assert third in s.pending()                               # two classes: nothing recorded
     again = tmp_path / "again.csv"
     again.write_text(f"name,label\n{third.name},0\n{third.name},0\n")
-    labelled = apply_label_csv(s, again)
-    assert next(labelled).item == third
-    with pytest.raises(ProjectError, match="not waiting for a label"):
-        next(labelled)                                        # the second row of the same name
+    assert [row.item for row in apply_label_csv(s, again)] == [third]   # the same class: once
+    assert third not in s.pending()
+
+
+def test_a_cancelled_finish_changes_nothing_and_leaves_nothing(project):
+    """Cancel during the final scoring: no final file appears, the temporaries are removed, the
+    session is where it was and the project lock is free again."""
+    p, truth = project
+    s = ActiveLearningSession(p)
+    run_job(s.train()); run_job(s.score()); s.query()
+    for item in s.pending():
+        s.label(item.pool_index, int(truth[item.pool_index]))
+    s.estimate()
+    before = s.next_step()
+    token = CancelToken()
+
+    def cancel_while_scoring(step):
+        if step.stage == "score":
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        run_job(s.finish(cancel=token), cancel_while_scoring)
+    assert s.next_step() == before and p.store.get_final("candidates_path") is None
+    for rel in ("models/final.keras", "scores/final.npy", "candidates.csv"):
+        assert not (p.folder / rel).exists(), rel
+    hidden = [q for where in (p.folder, p.folder / "models", p.folder / "scores")
+              for q in where.glob(".*")]
+    assert hidden == []
+    with p.writing("estimate"):             # the cancelled finish let go of the lock
+        pass

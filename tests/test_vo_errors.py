@@ -3,14 +3,25 @@
 Unreachable port, HTTP 404/500, malformed and error VOTables, a FITS that is not a spectrum, a
 server that drops the connection twice before answering (retry with backoff), a truncated
 download never left in the cache, an async TAP job deleted after an error and after a timeout.
+
+Hostile servers: an endless chunked body, gzip/deflate Content-Encoding bombs, a body or a header
+that comes one byte at a time, a header that never comes, 503/429 with Retry-After (seconds and
+HTTP-date), a file that stalls while the others finish (and a harvest killed meanwhile). Their
+bounds are LimitSettings given to the calls, small here: every case ends within seconds.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
+import zlib
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -21,6 +32,7 @@ from astropy.io import fits
 from vo_al.core.vo import query as vo_query
 from vo_al.core.base.errors import (DownloadError, ParameterError, VOFormatError, VOQueryError,
                                VOServiceError)
+from vo_al.core.base.limits import MB, LimitSettings
 from vo_al.core.vo.harvest import (CACHE_DIR, HarvestItem, SpectrumCache, download, harvest,
                                 items_from_table, load_job, name_for)
 from vo_al.core.pool.store import PoolStore
@@ -90,11 +102,19 @@ class _State:
         self.files: dict[str, bytes] = {}
         self.deleted: list[str] = []
         self.job_phase = "ERROR"
+        self.times: dict[str, list[float]] = {}       # monotonic time of each request per path
+        self.gate = threading.Event()                 # /files/gated.fits waits for it
 
     def hit(self, path: str) -> int:
         with self.lock:
             self.hits[path] = self.hits.get(path, 0) + 1
+            self.times.setdefault(path, []).append(time.monotonic())
             return self.hits[path]
+
+
+# hostile servers end on their own after this, so a client that does not stop them still ends
+DRIP_S, DRIP_EVERY_S = 6.0, 0.25
+ENDLESS_BYTES = 64 * MB          # an "endless" body: far over the default 16 MB bound
 
 
 def _handler(state: _State):
@@ -118,10 +138,104 @@ def _handler(state: _State):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
 
+        def _drip(self, data: bytes):
+            """Write `data` one byte every DRIP_EVERY_S, for DRIP_S at most, then hang up."""
+            end = time.monotonic() + DRIP_S
+            for i in range(len(data)):
+                if time.monotonic() >= end:
+                    break
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+                time.sleep(DRIP_EVERY_S)
+            self._drop()
+
+        def _fits_head(self, ctype="application/fits", headers=None, length=None):
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            if length is not None:
+                self.send_header("Content-Length", str(length))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+
+        def _hostile(self, path: str, n: int) -> bool:
+            """The misbehaving servers; True when `path` was one of them."""
+            good = state.files["good0.fits"]
+            if path in ("/files/endless.fits", "/files/endless-plain.fits"):
+                # a FITS start, then zeros; chunked (no length) or one huge Content-Length
+                chunked = path == "/files/endless.fits"
+                self._fits_head(headers={"Transfer-Encoding": "chunked"} if chunked else None,
+                                length=None if chunked else ENDLESS_BYTES)
+                block = good[:2880] + bytes((1 << 16) - 2880)
+                sent = 0
+                while sent < ENDLESS_BYTES:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block) if chunked
+                                     else block)
+                    sent += len(block)
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+                return True
+            if path.startswith("/files/encoded-") or path.startswith("/files/bomb-"):
+                # Content-Encoding: a good file (encoded-*) or 64 MB of zeros after a FITS
+                # header (bomb-*), compressed as gzip, zlib deflate or raw deflate
+                kind = path.rsplit("-", 1)[-1].split(".")[0]
+                plain = good if path.startswith("/files/encoded-") else state.bomb_plain
+                body = state.encoded(plain, kind)
+                self._fits_head(headers={"Content-Encoding": "gzip" if kind == "gzip"
+                                         else "deflate"}, length=len(body))
+                self.wfile.write(body)
+                return True
+            if path == "/files/drip.fits":                 # a body one byte at a time
+                self._fits_head(length=len(good))
+                self._drip(good)
+                return True
+            if path == "/files/drip-header.fits":          # the header one byte at a time
+                self._drip(b"HTTP/1.1 200 OK\r\nContent-Type: application/fits\r\n"
+                           b"X-Padding: " + b"x" * 200 + b"\r\n\r\n")
+                return True
+            if path == "/files/pieces.fits":               # slow but whole: 4 pieces, 1.8 s
+                self._fits_head(length=len(good))
+                quarter = len(good) // 4 + 1
+                for i in range(4):
+                    self.wfile.write(good[i * quarter:(i + 1) * quarter])
+                    self.wfile.flush()
+                    if i < 3:
+                        time.sleep(0.6)
+                return True
+            if path == "/files/silent.fits":               # nothing at all, for DRIP_S
+                time.sleep(DRIP_S)
+                self._drop()
+                return True
+            if path in ("/ssa/drip", "/tap/drip/sync"):    # an answer one byte at a time
+                body = _votable("OK", "slowly", [("http://x/a.fits", "1")])
+                self._fits_head("application/x-votable+xml", length=len(body))
+                self._drip(body)
+                return True
+            if path == "/tap/driphead/sync":
+                self._drip(b"HTTP/1.1 200 OK\r\nX-Padding: " + b"x" * 200 + b"\r\n\r\n")
+                return True
+            if path.startswith("/files/busy-"):
+                # busy-<code>-<retry-after>.fits: that answer, then good1, by turns
+                _, code, after = path.rsplit("/", 1)[-1].split(".")[0].split("-", 2)
+                if n % 2 == 1:
+                    wait = (formatdate(time.time() + float(after[5:]), usegmt=True)
+                            if after.startswith("date+") else after)
+                    self._send(int(code), b"busy", "text/plain", {"Retry-After": wait})
+                else:
+                    self._send(200, state.files["good1.fits"], "application/fits")
+                return True
+            if path == "/files/gated.fits":                # waits for the test, then answers
+                state.gate.wait(DRIP_S * 2)
+                self._send(200, state.files["good2.fits"], "application/fits")
+                return True
+            return False
+
         def do_GET(self):
             path = self.path.split("?", 1)[0]
             n = state.hit(path)
             base = f"http://127.0.0.1:{self.server.server_address[1]}"
+            if self._hostile(path, n):
+                return None
             if path in ("/ssa/ok", "/tap/ok/sync"):
                 rows = [(f"{base}/files/good{i}.fits", str(100 + i)) for i in range(2)]
                 return self._send(200, _votable("OK", "fine", rows))
@@ -210,6 +324,21 @@ def server(tmp_path_factory):
     state.files["notspectrum.fits"] = _not_a_spectrum()
     state.files["empty.fits"] = b""
     state.files["html.fits"] = b"<html><body>maintenance</body></html>"
+    state.bomb_plain = good[0][:2880] + bytes(ENDLESS_BYTES)
+    memo = {}
+
+    def encoded(plain: bytes, kind: str) -> bytes:
+        """`plain` as a server sends it with Content-Encoding gzip, deflate (zlib-wrapped, as
+        RFC 9110 says) or raw deflate (what some servers send as 'deflate')."""
+        key = (id(plain), kind)
+        if key not in memo:
+            wbits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS,
+                     "raw": -zlib.MAX_WBITS}[kind]
+            c = zlib.compressobj(6, zlib.DEFLATED, wbits)
+            memo[key] = c.compress(plain) + c.flush()
+        return memo[key]
+
+    state.encoded = encoded
     httpd = _FaultyServer(("127.0.0.1", 0), _handler(state))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -312,12 +441,34 @@ def test_async_job_timeout_aborts_and_deletes(server, session):
     server.job_phase = "EXECUTING"
     server.deleted.clear()
     try:
-        with pytest.raises(VOServiceError, match="still EXECUTING"):
+        with pytest.raises(VOServiceError, match="still EXECUTING") as info:
             vo_query.tap_query(f"{server.base}/tap/uws", "SELECT 1", mode="async",
-                               session=session, async_timeout=0.3)
+                               session=session, limits=_limits(query_deadline_s=1))
+        assert "query_deadline_s" in info.value.reason
     finally:
         server.job_phase = "ERROR"
     assert server.deleted == ["/tap/uws/async/job1"]
+
+
+@pytest.mark.parametrize("where", ["ssa/drip", "tap/drip", "tap/driphead", "tap/paged"])
+def test_query_deadline_bounds_a_dripping_answer(server, session, where):
+    """An answer (or its header) one byte at a time: the query ends at query_deadline_s with
+    an error naming the service and the deadline, not after DRIP_S (or never)."""
+    limits = _limits(query_deadline_s=1)
+    with pytest.raises(VOServiceError) as info:
+        if where.startswith("ssa"):
+            vo_query.ssap_search(f"{server.base}/{where}", (10, 20), 0.1, session=session,
+                                 limits=limits)
+        elif where == "tap/paged":
+            paged = vo_query.PagedQuery("lamost.data", "obsid")
+            vo_query.tap_query_paged(f"{server.base}/tap/drip", paged, session=session,
+                                     limits=limits)
+        else:
+            vo_query.tap_query(f"{server.base}/{where}", "SELECT 1", mode="sync",
+                               session=session, limits=limits)
+    assert "deadline of 1 s" in info.value.reason
+    assert "query_deadline_s" in info.value.reason
+    assert info.value.service.startswith(f"{server.base}/")
 
 
 def test_auto_mode_choice():
@@ -420,6 +571,140 @@ def test_unreachable_download(session, tmp_path):
     assert info.value.retryable and "connection failed" in info.value.reason
 
 
+def _limits(**values) -> LimitSettings:
+    limits = LimitSettings(**values)
+    limits.validate()
+    return limits
+
+
+@pytest.mark.parametrize("name", ["endless.fits", "endless-plain.fits"])
+def test_download_stops_at_the_size_bound(server, session, tmp_path, name):
+    """A 64 MB body (chunked without a length, or with one) is refused at max_download_mb:
+    no file and no partial file, the URL and the bound named, not retried."""
+    url, path = f"{server.base}/files/{name}", f"/files/{name}"
+    dest = tmp_path / "cache" / "ab" / "x.fits"
+    before = server.hits.get(path, 0)
+    with pytest.raises(DownloadError) as info:
+        download(url, dest, session=session, retries=2, backoff=0.01)   # the default 16 MB
+    assert info.value.url == url and not info.value.retryable
+    assert "more than 16 MB" in info.value.reason and "max_download_mb" in info.value.reason
+    assert server.hits[path] == before + 1
+    assert not dest.exists() and _no_partials(tmp_path) == []
+    with pytest.raises(DownloadError, match="more than 1 MB"):
+        download(url, dest, session=session, limits=_limits(max_download_mb=1))
+    assert not dest.exists() and _no_partials(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["gzip", "deflate", "raw"])
+def test_content_encoding_bomb_stops_at_the_size_bound(server, session, tmp_path, kind):
+    """64 kB that decode (Content-Encoding gzip/deflate) to 64 MB: decoding stops at the bound."""
+    url = f"{server.base}/files/bomb-{kind}.fits"
+    dest = tmp_path / "cache" / "ab" / "b.fits"
+    with pytest.raises(DownloadError) as info:
+        download(url, dest, session=session, retries=2, backoff=0.01)
+    assert "decoded" in info.value.reason and "more than 16 MB" in info.value.reason
+    assert info.value.url == url and not info.value.retryable
+    assert not dest.exists() and _no_partials(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["gzip", "deflate", "raw"])
+def test_content_encoding_is_decoded(server, session, tmp_path, kind):
+    dest = tmp_path / f"{kind}.fits"
+    sp = download(f"{server.base}/files/encoded-{kind}.fits", dest, session=session)
+    assert dest.read_bytes() == server.files["good0.fits"] and sp.flux.size > 0
+
+
+@pytest.mark.parametrize("name", ["drip.fits", "drip-header.fits", "silent.fits"])
+def test_download_deadline(server, session, tmp_path, name):
+    """A body or a header one byte at a time, or a header that never comes: the download ends
+    at download_deadline_s (every read is on time, the whole is not), and is not retried."""
+    url, path = f"{server.base}/files/{name}", f"/files/{name}"
+    dest = tmp_path / "cache" / "ab" / "d.fits"
+    before = server.hits.get(path, 0)
+    with pytest.raises(DownloadError) as info:
+        download(url, dest, session=session, retries=2, backoff=0.01,
+                 limits=_limits(download_deadline_s=1))
+    assert info.value.url == url and info.value.retryable
+    assert "deadline of 1 s" in info.value.reason
+    assert "download_deadline_s" in info.value.reason
+    assert server.hits[path] == before + 1
+    assert not dest.exists() and _no_partials(tmp_path) == []
+
+
+def test_a_deadline_never_cuts_the_next_user_of_a_pooled_connection(server, tmp_path):
+    """A download with a short deadline ends; its kept-alive connection serves the next
+    download, which outlives that deadline: the watchdog must leave it alone."""
+    from vo_al.core.vo.network import Deadline
+
+    one = vo_query.make_session(timeout=(2.0, 5.0), pool_size=1)
+    first = Deadline(1.0)                          # held: the watchdog fires it meanwhile
+    try:
+        download(f"{server.base}/files/good0.fits", tmp_path / "a.fits", session=one,
+                 deadline=first)
+        sp = download(f"{server.base}/files/pieces.fits", tmp_path / "b.fits", session=one,
+                      retries=0)
+    finally:
+        one.close()
+    assert first.fired and sp.flux.size > 0
+    assert (tmp_path / "b.fits").read_bytes() == server.files["good0.fits"]
+
+
+def _gap(server, path: str) -> float:
+    """Seconds between the last two requests of `path` (the server's clock)."""
+    first, second = server.times[path][-2:]
+    return second - first
+
+
+def test_retry_after_seconds_is_honoured(server, session, tmp_path):
+    path = "/files/busy-503-1.fits"
+    sp = download(server.base + path, tmp_path / "r.fits", session=session, retries=2,
+                  backoff=0.01)
+    assert sp.flux.size > 0 and server.hits[path] == 2
+    assert _gap(server, path) >= 1.0           # asked again no sooner than the server said
+
+
+def test_retry_after_http_date_is_honoured(server, session, tmp_path):
+    path = "/files/busy-429-date+2.fits"       # a date 1 to 2 s ahead (whole seconds)
+    sp = download(server.base + path, tmp_path / "r.fits", session=session, retries=2,
+                  backoff=0.01)
+    assert sp.flux.size > 0 and server.hits[path] == 2
+    assert _gap(server, path) >= 0.9
+
+
+def test_retry_after_past_the_deadline_fails_now(server, session, tmp_path):
+    """Asked to come back in an hour, with a deadline of 5 s: it fails now (retryable, for the
+    next run), and says why, instead of retrying at once or sleeping an hour."""
+    path = "/files/busy-503-3600.fits"
+    with pytest.raises(DownloadError) as info:
+        download(server.base + path, tmp_path / "r.fits", session=session, retries=3,
+                 backoff=0.01, limits=_limits(download_deadline_s=5))
+    assert info.value.status == 503 and info.value.retryable
+    assert "Retry-After" in info.value.reason and "download_deadline_s" in info.value.reason
+    assert server.hits[path] == 1
+
+
+def test_retry_after_is_capped_by_the_longest_wait(server, session, tmp_path):
+    path = "/files/busy-429-3600.fits"
+    sp = download(server.base + path, tmp_path / "r.fits", session=session, retries=1,
+                  backoff=0.01, max_retry_wait=0.5)
+    assert sp.flux.size > 0 and server.hits[path] == 2
+    assert _gap(server, path) >= 0.5
+
+
+def test_retry_after_values():
+    from email.utils import formatdate
+
+    from vo_al.core.vo.network import retry_after_seconds
+
+    assert retry_after_seconds("120") == 120.0
+    assert retry_after_seconds(" 0 ") == 0.0
+    assert retry_after_seconds(formatdate(time.time() - 3600, usegmt=True)) == 0.0
+    ahead = retry_after_seconds(formatdate(time.time() + 600, usegmt=True))
+    assert 598 <= ahead <= 600
+    for bad in (None, "", "soon", "-5", "1e400", "nan"):
+        assert retry_after_seconds(bad) is None
+
+
 # ---------------------------------------------------------------- harvest
 
 def test_harvest_goes_on_after_failures_and_resumes(server, session, tmp_path):
@@ -497,6 +782,169 @@ def test_harvest_stops_asking_a_dead_server(session, tmp_path):
     assert report.stopped_early and report.added == 0
     assert len(report.failed) == 40
     assert any("not attempted" in r for _, r in report.failed)
+
+
+def test_harvest_fails_oversized_and_slow_files_and_carries_on(server, session, tmp_path):
+    b = server.base
+    bad = {f"{b}/files/bomb-gzip.fits": "more than 1 MB",
+           f"{b}/files/endless.fits": "more than 1 MB",
+           f"{b}/files/drip.fits": "deadline of 2 s"}
+    items = [HarvestItem(url, url.rsplit("/", 1)[-1]) for url in bad]
+    items.append(HarvestItem(f"{b}/files/good0.fits", "good0.fits"))
+    pool = PoolStore.create(tmp_path / "pool")
+    folder = tmp_path / "h"
+    report = run_job(harvest(pool, folder, items, session=session, retries=1, backoff=0.01,
+                             limits=_limits(max_download_mb=1, download_deadline_s=2)))
+    assert report.added == 1 and list(pool.metadata(columns=["name"])["name"]) == ["good0.fits"]
+    failed = dict(report.failed)
+    assert set(failed) == set(bad)
+    for url, reason in bad.items():
+        assert reason in failed[url]
+    cache = SpectrumCache(folder / CACHE_DIR)
+    assert not any(cache.path_for(url).exists() for url in bad)
+    assert _no_partials(folder) == []
+
+
+def _gated_items(base: str) -> list[HarvestItem]:
+    """A file that stalls until the test opens the gate, then three that come at once."""
+    return [HarvestItem(f"{base}/files/gated.fits", "gated.fits")] + [
+        HarvestItem(f"{base}/files/good{i}.fits", f"good{i}.fits") for i in range(3)]
+
+
+def _names(pool) -> list[str]:
+    return list(pool.metadata(columns=["name"])["name"])
+
+
+def test_harvest_keeps_the_input_order_when_nothing_stalls(server, session, tmp_path):
+    b = server.base
+    server.hits.pop("/files/flaky.fits", None)         # dropped twice, then answered
+    names = ["flaky.fits", "good0.fits", "good1.fits", "good2.fits"]
+    items = [HarvestItem(f"{b}/files/{n}", n) for n in names]
+    pool = PoolStore.create(tmp_path / "pool")
+    report = run_job(harvest(pool, tmp_path / "h", items, session=session, workers=4,
+                             backoff=0.05))
+    assert report.added == 4 and _names(pool) == names
+
+
+def test_harvest_commits_the_files_after_a_stalled_one(server, session, tmp_path):
+    """The first file stalls: the three after it are in the pool while it is still downloading
+    (they do not wait for it), and it follows when it comes."""
+    server.gate.clear()
+    pool = PoolStore.create(tmp_path / "pool")
+    in_pool_while_stalled = 0
+    try:
+        for _ in harvest(pool, tmp_path / "h", _gated_items(server.base), session=session,
+                         workers=4, hold_s=0.2):
+            if not server.gate.is_set() and len(pool) == 3:
+                in_pool_while_stalled = len(pool)
+                server.gate.set()
+    finally:
+        server.gate.set()
+    assert in_pool_while_stalled == 3
+    assert _names(pool) == ["good0.fits", "good1.fits", "good2.fits", "gated.fits"]
+
+
+def test_harvest_closed_at_a_yield_keeps_what_finished(server, session, tmp_path):
+    """The app cancels a job by closing it at a yield: the files that finished are committed
+    (not only cached), and the stalled download is aborted rather than waited for."""
+    server.gate.clear()
+    pool = PoolStore.create(tmp_path / "pool")
+    job = harvest(pool, tmp_path / "h", _gated_items(server.base), session=session, workers=4,
+                  hold_s=600)
+    try:
+        for p in job:
+            if p.done == 3:
+                assert len(pool) == 0               # waiting for the stalled first file
+                job.close()
+                break
+    finally:
+        server.gate.set()
+    assert _names(pool) == ["good0.fits", "good1.fits", "good2.fits"]
+    assert _no_partials(tmp_path / "h") == []
+
+
+def test_sweep_leaves_a_live_download_alone(server, session, tmp_path):
+    """The sweep at a harvest's start removes only partial files whose download died: one
+    still being written (another harvest or the app's prefetcher) is left alone."""
+    server.gate.clear()
+    cache = SpectrumCache(tmp_path / "cache")
+    url = f"{server.base}/files/gated.fits"
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(sp=download(
+        url, cache.path_for(url), session=session)))
+    thread.start()
+    try:
+        for _ in range(100):                       # until its partial file exists (<= 5 s)
+            if _no_partials(cache.folder):
+                break
+            time.sleep(0.05)
+        assert len(_no_partials(cache.folder)) == 1
+        assert cache.sweep() == 0 and len(_no_partials(cache.folder)) == 1
+    finally:
+        server.gate.set()
+        thread.join(30)
+    assert result["sp"].flux.size > 0 and cache.has(url)
+    assert _no_partials(cache.folder) == []
+
+
+_KILLED_HARVEST = """
+import sys
+from vo_al.core.pool.store import PoolStore
+from vo_al.core.vo.harvest import HarvestItem, harvest
+pool_folder, folder, base = sys.argv[1:4]
+pool = PoolStore.open(pool_folder)
+items = [HarvestItem(base + "/files/gated.fits", "gated.fits")] + [
+    HarvestItem(f"{base}/files/good{i}.fits", f"good{i}.fits") for i in range(3)]
+for _ in harvest(pool, folder, items, workers=4, hold_s=0.2):
+    print(len(pool), flush=True)
+"""
+
+
+def test_harvest_killed_while_a_file_stalls_resumes(server, session, tmp_path):
+    """kill -9 while the first file stalls and the others are committed: the next run skips
+    what is in the pool, downloads the stalled one, and every spectrum is in it once."""
+    server.gate.clear()
+    PoolStore.create(tmp_path / "pool").close()
+    folder = tmp_path / "h"
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_HARVEST, str(tmp_path / "pool"),
+                              str(folder), server.base], stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parents[1])
+    committed = 0
+    try:
+        for line in child.stdout:
+            if int(line) == 3 and not server.gate.is_set():
+                committed = 3
+                os.kill(child.pid, signal.SIGKILL)
+                break
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+        child.stdout.close()
+    assert committed == 3 and child.returncode == -signal.SIGKILL
+    server.gate.set()
+    pool = PoolStore.open(tmp_path / "pool")
+    assert sorted(_names(pool)) == ["good0.fits", "good1.fits", "good2.fits"]
+    report = run_job(harvest(pool, folder, session=session))
+    assert report.skipped == 3 and report.added == 1 and not report.failed
+    assert sorted(_names(pool)) == ["gated.fits", "good0.fits", "good1.fits", "good2.fits"]
+    assert _no_partials(folder) == []
+
+
+def test_cli_harvest_takes_the_project_limits(server, tmp_path, capsys):
+    """`vo-al harvest` bounds its downloads by the project's settings (download_deadline_s):
+    a dripping file fails after 2 s, the batch carries on, the command ends."""
+    from vo_al.cli import main
+
+    b = server.base
+    table = tmp_path / "result.vot"
+    table.write_bytes(_votable("OK", "", [(f"{b}/files/drip.fits", "1"),
+                                          (f"{b}/files/good0.fits", "2")]))
+    project = tmp_path / "project"
+    assert main(["create", str(project), "--set", "download_deadline_s=2"]) == 0
+    assert main(["harvest", str(project), "--table", str(table), "--retries", "1"]) == 0
+    out = capsys.readouterr()
+    assert "added 1" in out.out and "failed 1" in out.out
+    assert f"{b}/files/drip.fits" in out.err and "deadline of 2 s" in out.err
 
 
 def test_name_for():

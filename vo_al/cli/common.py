@@ -24,38 +24,35 @@ def open_session(folder):
     return ActiveLearningSession(Project.open(folder))
 
 
-def parse_sets(pairs):
-    """key=value pairs -> dicts of method and preprocess changes."""
+def parse_sets(pairs) -> dict[str, dict]:
+    """key=value pairs -> {section: {key: value}} for the sections of ProjectSettings
+    ('method', 'preprocess', 'limits'); a key names its section (they share no names)."""
     from dataclasses import fields
 
     from vo_al.core.base.errors import ParameterError
-    from vo_al.core.session.settings import MethodSettings
-    from vo_al.core.spectra.settings import PreprocessSettings
+    from vo_al.core.session.settings import ProjectSettings
 
-    method_keys = {f.name for f in fields(MethodSettings)}
-    pre_keys = {f.name for f in fields(PreprocessSettings)}
-    method, pre = {}, {}
+    section_of = {f.name: name for name, section in ProjectSettings.default().sections().items()
+                  for f in fields(section)}
+    changes: dict[str, dict] = {name: {} for name in ProjectSettings.default().sections()}
     for pair in pairs or []:
         if "=" not in pair:
             raise ParameterError("--set", pair, "must be key=value")
         key, value = pair.split("=", 1)
         key = key.strip().replace("-", "_")
-        if key in method_keys:
-            method[key] = value
-        elif key in pre_keys:
-            pre[key] = value
-        else:
+        if key not in section_of:
             raise ParameterError(key, value, "unknown setting")
-    return method, pre
+        changes[section_of[key]][key] = value
+    return changes
 
 
 def apply_sets(settings, pairs):
     """`settings` (ProjectSettings) changed by the --set pairs, validated."""
     from vo_al.core.session.settings import update_settings
 
-    method, pre = parse_sets(pairs)
-    update_settings(settings.method, **method)
-    update_settings(settings.preprocess, **pre)
+    sections = settings.sections()
+    for name, changes in parse_sets(pairs).items():
+        update_settings(sections[name], **changes)
     settings.validate()
     return settings
 

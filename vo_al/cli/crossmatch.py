@@ -7,6 +7,8 @@ Wired into the parser by `add_crossmatch_commands(sub)` (vo_al.cli.commands).
 from __future__ import annotations
 
 import json
+import sys
+import warnings
 from pathlib import Path
 
 from vo_al.cli.common import open_session
@@ -44,13 +46,40 @@ def _simbad_route(args):
     return xm.SimbadRoute("url", url=service, **columns)
 
 
+def _reading_catalogues(load):
+    """`load()`, printing each catalogue's skipped rows (SkippedRowsWarning: the file, the count
+    and the first rows) as one 'warning:' line on stderr; other warnings go on as they were."""
+    from vo_al.core.xmatch import SkippedRowsWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedRowsWarning)
+        value = load()
+    for w in caught:
+        if issubclass(w.category, SkippedRowsWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return value
+
+
+def parse_radii(text: str) -> list[float]:
+    """'5,10,20' -> radii in arcsec, each checked (ParameterError naming --radii and the value)."""
+    from vo_al.core.xmatch import check_radius
+
+    radii = [check_radius(r.strip(), "--radii") for r in str(text).split(",") if r.strip()]
+    if not radii:
+        raise ParameterError("--radii", text, "comma-separated radii in arcsec, e.g. 5,10,20")
+    return radii
+
+
 def cmd_crossmatch(args):
     from vo_al.core import xmatch as xm
 
     project, found = _candidates(args.project)
     candidates, rejected, params = found.candidates, found.rejected, found.provenance
-    simbad = xm.simbad_catalogue(_simbad_route(args))
-    h16 = xm.h16_catalogue(args.h16) if args.h16 else None
+    simbad, h16 = _reading_catalogues(lambda: (
+        xm.simbad_catalogue(_simbad_route(args)),
+        xm.h16_catalogue(args.h16) if args.h16 else None))
     result = xm.crossmatch_candidates(candidates, simbad, h16, radius=args.radius,
                                       h16_radius=args.h16_radius, rejected=rejected,
                                       params=params)
@@ -64,12 +93,12 @@ def cmd_radius_scan(args):
     from vo_al.core import xmatch as xm
     from vo_al.core.export.catalogue import write_catalogue
 
+    radii = parse_radii(args.radii)                 # a typo is reported before any work
     project, found = _candidates(args.project)
     candidates, params = found.candidates, found.provenance
-    catalogue = xm.simbad_catalogue(_simbad_route(args))
+    catalogue = _reading_catalogues(lambda: xm.simbad_catalogue(_simbad_route(args)))
     if catalogue is None:
         raise ParameterError("--simbad-service", "none", "a catalogue to scan")
-    radii = [float(r) for r in args.radii.split(",") if r.strip()]
     scan = xm.radius_scan(catalogue, candidates["ra"], candidates["dec"], radii)
     out = Path(args.out) if args.out else project.folder / "crossmatch"
     params = dict(params, catalogue=getattr(catalogue, "name", ""),

@@ -43,13 +43,15 @@ def cmd_label(args):
 
     session = open_session(args.project)
     done = 0
-    for row in apply_label_csv(session, Path(args.csv)):
-        if row.item is None:
-            print(f"skip {row.name}: not waiting for a label", file=sys.stderr)
-            continue
-        done += 1
-        # printed only after the label is committed: an "ack" is a promise it survives a crash
-        print(f"ack {row.item.name} {row.label} {row.item.purpose}", flush=True)
+    with session.project.writing("label"):          # one writer for the whole file
+        for row in apply_label_csv(session, Path(args.csv)):
+            if row.item is None:
+                print(f"skip {row.name}: not waiting for a label", file=sys.stderr)
+                continue
+            done += 1
+            # printed only after the label is committed: an "ack" is a promise it survives a
+            # crash
+            print(f"ack {row.item.name} {row.label} {row.item.purpose}", flush=True)
     print(f"{done} labels recorded; {len(session.pending())} still pending", file=sys.stderr)
 
 

@@ -24,8 +24,7 @@ def cmd_create(args):
 def cmd_settings(args):
     project = open_session(args.project).project
     if args.set:
-        method, pre = parse_sets(args.set)
-        project.change_settings(method, pre)
+        project.change_settings(**parse_sets(args.set))
     print(project.settings.to_json())
 
 
@@ -41,9 +40,9 @@ def cmd_ingest(args):
 
     session = open_session(args.project)
     project = session.project
-    session.require_pool_may_grow()
-    report = run_job(ingest_folder(project.pool, Path(args.folder),
-                                   settings=project.settings.preprocess, workers=args.workers))
+    report = run_job(session.grow_pool("ingest", ingest_folder(
+        project.pool, Path(args.folder), settings=project.settings.preprocess,
+        workers=args.workers, limits=project.settings.limits)))
     print(f"added {report.added}, skipped {report.skipped} already in the pool, "
           f"rejected {len(report.rejected)}; pool holds {len(project.pool)} spectra")
     for path, reason in report.rejected[:20]:

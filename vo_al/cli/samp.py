@@ -113,6 +113,9 @@ def cmd_samp_send(args):
 
 
 def _listen(link, seconds: float):
+    """Print the peers' selections and the hub's comings and goings for `seconds`; a hub that
+    goes away and comes back is joined again (the watchdog), "lost" then "reconnected"."""
+    link.start_watchdog()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         event = link.wait_event(min(1.0, max(0.0, deadline - time.monotonic())),

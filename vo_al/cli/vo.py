@@ -48,28 +48,31 @@ def _report_table(table, out) -> None:
     print(f"{len(table)} rows{note}" + (f" -> {out}" if out else ""), file=sys.stderr)
 
 
-def _ssap_table(args):
+def _ssap_table(args, limits=None):
+    """The SSAP query of `args`; `limits`: a project's LimitSettings (its query deadline)."""
     from vo_al.core.vo.query import ssap_search
 
     band = None
     if args.band:
         band = (args.band[0] * 1e-10, args.band[1] * 1e-10)       # Angstrom -> metres
     return ssap_search(_service(args, "ssap"), (args.ra, args.dec), args.radius, band=band,
-                       time_range=tuple(args.time) if args.time else None, maxrec=args.maxrec)
+                       time_range=tuple(args.time) if args.time else None, maxrec=args.maxrec,
+                       limits=limits)
 
 
-def _tap_table(args):
+def _tap_table(args, limits=None):
+    """The TAP query of `args`; `limits`: a project's LimitSettings (its query deadline)."""
     from vo_al.core.vo.query import PagedQuery, tap_query, tap_query_paged
 
     service = _service(args, "tap")
     if args.page_table:
         paged = PagedQuery(args.page_table, args.page_key, args.columns, args.where or "")
-        return tap_query_paged(service, paged, page_size=args.page_size)
+        return tap_query_paged(service, paged, page_size=args.page_size, limits=limits)
     if not args.adql:
         from vo_al.core.base.errors import ParameterError
 
         raise ParameterError("adql", None, "an ADQL query (or --page-table with --page-key)")
-    return tap_query(service, args.adql, maxrec=args.maxrec, mode=args.mode)
+    return tap_query(service, args.adql, maxrec=args.maxrec, mode=args.mode, limits=limits)
 
 
 def _show(table, out) -> None:
@@ -86,22 +89,22 @@ def cmd_tap(args):
 
 
 def cmd_harvest(args):
-    from astropy.table import Table
-
-    from vo_al.core.vo.harvest import harvest, harvest_table, project_harvest_folder
+    from vo_al.core.vo.harvest import (harvest, harvest_table, project_harvest_folder,
+                                       read_harvest_table)
 
     session = open_session(args.project)
     project = session.project
     session.require_pool_may_grow()
     folder = Path(args.harvest_dir) if args.harvest_dir else project_harvest_folder(args.project)
+    limits = project.settings.limits           # the bounds of its queries and downloads
     common = dict(settings=project.settings.preprocess, workers=args.workers,
-                  retries=args.retries)
+                  retries=args.retries, limits=limits)
     if args.table:
-        table = Table.read(args.table)
+        table = read_harvest_table(args.table)
     elif args.adql or args.page_table:
-        table = _tap_table(args)
+        table = _tap_table(args, limits)
     elif args.ra is not None:
-        table = _ssap_table(args)
+        table = _ssap_table(args, limits)
     else:
         table = None                                   # resume the harvest in `folder`
     if table is not None:
@@ -112,7 +115,7 @@ def cmd_harvest(args):
         job = harvest_table(project.pool, folder, table, **common)
     else:
         job = harvest(project.pool, folder, **common)
-    report = run_job(job)
+    report = run_job(session.grow_pool("harvest", job))   # under the lock, checked again
     print(f"{report.summary()}; pool holds {len(project.pool)} spectra")
     for url, reason in report.failed[:20]:
         print(f"  failed: {url}: {reason}", file=sys.stderr)

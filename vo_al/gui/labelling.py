@@ -98,11 +98,12 @@ class LabellingView(QWidget):
     def set_session(self, session) -> None:
         self.session = session
         self.prefetcher.close()
-        cache = None
+        cache = limits = None
         if session is not None:
             self._grid = window_grid(session.project.settings.preprocess)
             cache = project_cache_folder(session.project.folder)
-        self.prefetcher = SpectrumPrefetcher(cache)
+            limits = session.project.settings.limits      # the bound on each file read
+        self.prefetcher = SpectrumPrefetcher(cache, limits=limits)
         self.refresh()
 
     def set_preferences(self, prefs: UserPreferences) -> None:

@@ -258,9 +258,18 @@ class MainWindow(QMainWindow):
         return worker
 
     def open_project(self, folder: Path) -> bool:
+        """Switch to the project in `folder`. One that cannot be opened (its files, its session
+        database or its pool broken) is shown in a dialog, and the window stays on the project
+        it had: the new one is opened whole before the old one is let go."""
         try:
             project = Project.open(folder)
         except Exception as exc:
+            self.show_error(f"Opening the project {folder}", exc)
+            return False
+        try:
+            ActiveLearningSession(project).status()    # opens the session store and the pool
+        except Exception as exc:
+            project.close()
             self.show_error(f"Opening the project {folder}", exc)
             return False
         self.set_project(project)

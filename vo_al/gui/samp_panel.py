@@ -5,7 +5,9 @@ The core `SampLink` calls its listeners on the SAMP client's own threads; `SampB
 re-emits each `SampEvent` as a Qt signal (queued to the GUI thread), and every widget change
 happens in the slots on the GUI thread. Every exchange with the hub (connect, the client list,
 sends, disconnect) runs as a one-step job on a queueing `JobRunner`, one at a time, never on the
-GUI thread; a newer send replaces one still waiting.
+GUI thread; a newer send replaces one still waiting. The link's watchdog runs while connected:
+when the hub goes away the panel says so (connected_changed False), and when a hub is back the
+link registers again by itself and the panel says "reconnected" (connected_changed True).
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ from vo_al.core.samp.link import SampLink
 from vo_al.core.samp.records import SampEvent
 
 from vo_al.gui.workers import JobRunner, call_job, error_text
+
+
+def _connect_and_watch(link: SampLink):
+    """Connect, then keep watching the hub: after a loss vo-al joins the hub that comes back."""
+    info = link.connect()
+    link.start_watchdog()
+    return info
 
 
 class SampBridge(QObject):
@@ -132,7 +141,7 @@ class SampPanel(QWidget):
         link.add_listener(self.bridge)
         self.link = link
         self.status.setText("SAMP: connecting…")
-        self._submit("connect", link.connect, self._on_connected)
+        self._submit("connect", lambda: _connect_and_watch(link), self._on_connected)
         self._update_buttons()
 
     def _on_connected(self, info) -> None:
@@ -217,10 +226,18 @@ class SampPanel(QWidget):
                                 + (f" (+{len(event.rows) - 1})" if len(event.rows) > 1 else ""))
         elif event.kind == "clients":
             self.refresh_clients()
-        elif event.kind == "hub":
+        elif event.kind == "hub" and self.link is not None:
             if event.message == "lost":
-                self.status.setText("SAMP: the hub went away")
-            self.refresh_clients()
+                self.status.setText("SAMP: the hub went away; vo-al joins it again when a "
+                                    "hub is back")
+                self.clients.clear()
+                self.connected_changed.emit(False)
+            elif event.message == "reconnected":
+                info = self.link.hub_info
+                self.status.setText(f"SAMP: reconnected to the hub {info.url} as {info.self_id}"
+                                    if info else "SAMP: reconnected")
+                self.refresh_clients()
+                self.connected_changed.emit(True)
             self._update_buttons()
 
     def select_rows(self, rows) -> None:

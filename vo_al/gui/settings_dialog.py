@@ -1,4 +1,5 @@
-"""Settings dialog: the project's method parameters and the user's preferences, in two tabs.
+"""Settings dialog: the project's method, preprocessing and limit parameters, and the user's
+preferences, in tabs.
 
 The method form is generated from `MethodSettings`' fields, so a new parameter appears here
 without GUI work; the preprocessing parameters are shown read-only once the pool holds spectra
@@ -84,7 +85,7 @@ class SettingsDialog(QDialog):
         self.error.setStyleSheet("color:#b00020")
         self.error.setWordWrap(True)
         tabs = QTabWidget()
-        self.method_form = self.preprocess_form = None
+        self.method_form = self.preprocess_form = self.limits_form = None
         if project is not None:
             self.method_form = SettingsForm(project.settings.method)
             tabs.addTab(self.method_form, "Method (this project)")
@@ -92,6 +93,8 @@ class SettingsDialog(QDialog):
             self.preprocess_form = SettingsForm(project.settings.preprocess, read_only=frozen)
             tabs.addTab(self.preprocess_form, "Preprocessing" + (" (fixed: pool filled)"
                                                                  if frozen else ""))
+            self.limits_form = SettingsForm(project.settings.limits)
+            tabs.addTab(self.limits_form, "Limits (this project)")
         self.label_keys = QLineEdit(prefs.label_keys)
         self.label_keys.setMaxLength(3)
         self.prefetch = QSpinBox()
@@ -120,7 +123,8 @@ class SettingsDialog(QDialog):
             UserPreferences(label_keys=keys, prefetch=prefetch).validate()
             if self.project is not None:
                 pre = {} if self.preprocess_form.read_only else self.preprocess_form.changes()
-                self.project.change_settings(self.method_form.changes(), pre)
+                self.project.change_settings(self.method_form.changes(), pre,
+                                             self.limits_form.changes())
 
             def change(p):
                 p.label_keys, p.prefetch = keys, prefetch

@@ -8,7 +8,8 @@ the same calls as `vo-al ssap|tap|harvest|ingest`), run as jobs on the panel's
 
 Rows may join the pool only between iterations: once an iteration's model has been trained its
 scores (and the query drawn from them) describe the pool as it was, so harvest and ingest are
-allowed only while the session's next step is 'train' (see `pool_gate`).
+allowed only while the session's next step is 'train' (see `pool_gate`); the job runs under the
+project lock (`ActiveLearningSession.grow_pool`), so no other process trains or scores meanwhile.
 """
 
 from __future__ import annotations
@@ -104,14 +105,14 @@ def harvest_job(pool, folder: Path, table, settings, options: dict, cancel):
                                      **options))
 
 
-def ingest_job(pool, folder: Path, settings, workers: int, cancel):
+def ingest_job(pool, folder: Path, settings, workers: int, cancel, limits=None):
     """Job: ingest the spectrum files under `folder` into the pool (the core's PoolError when
-    there are none, as `vo-al ingest` reports it)."""
+    there are none, as `vo-al ingest` reports it); `limits`: the project's (file size bound)."""
     from vo_al.core.pool.ingest import ingest_folder
 
     yield Progress("scan", 0, None, f"looking for spectra in {folder}")
     return (yield from ingest_folder(pool, folder, settings=settings, workers=workers,
-                                     cancel=cancel))
+                                     cancel=cancel, limits=limits))
 
 
 # ---------------------------------------------------------------- the forms
@@ -392,6 +393,9 @@ class SourcesPanel(QWidget):
         except ParameterError as exc:
             self._report_failure(f"Search not started: {exc}")
             return None
+        session = self._session()
+        if session is not None:                 # the open project's query deadline
+            request["limits"] = session.project.settings.limits
         self.status.setText(f"searching {service.name} ({service.url})…")
         return self._start("search", lambda token: search_job(kind, service, request, token))
 
@@ -407,10 +411,12 @@ class SourcesPanel(QWidget):
         pool, table = project.pool, self.result
         folder = self.harvest_folder = project_harvest_folder(project.folder)
         settings, options = project.settings.preprocess, dict(self.harvest_options)
+        options.setdefault("limits", project.settings.limits)    # sizes and deadlines
         self.status.setText(f"harvesting {len(table)} spectra into {pool.folder} "
                             f"(downloads cached in {folder})…")
-        return self._start("harvest", lambda token: harvest_job(pool, folder, table, settings,
-                                                                 options, token), pool)
+        session = self._session()          # the job holds the project lock while it runs
+        return self._start("harvest", lambda token: session.grow_pool("harvest", harvest_job(
+            pool, folder, table, settings, options, token)), pool)
 
     def choose_folder(self) -> JobWorker | None:
         folder = QFileDialog.getExistingDirectory(self, "Folder of FITS spectra to ingest")
@@ -426,8 +432,10 @@ class SourcesPanel(QWidget):
         pool, folder = project.pool, Path(folder)
         settings, workers = project.settings.preprocess, self.ingest_workers
         self.status.setText(f"ingesting the spectra under {folder} into {pool.folder}…")
-        return self._start("ingest", lambda token: ingest_job(pool, folder, settings, workers,
-                                                               token), pool)
+        session = self._session()          # the job holds the project lock while it runs
+        limits = project.settings.limits
+        return self._start("ingest", lambda token: session.grow_pool("ingest", ingest_job(
+            pool, folder, settings, workers, token, limits)), pool)
 
     def cancel(self) -> None:
         self.jobs.cancel()

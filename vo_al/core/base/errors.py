@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from vo_al.core.base.lock import LockHolder
+
 
 class VoAlError(Exception):
     """Base class of every error vo-al raises on purpose."""
 
 
 class SpectrumReadError(VoAlError):
-    """A file could not be read as a spectrum."""
+    """A file could not be read as a spectrum. `retryable`: the cause may not be the file's
+    content (an I/O error: permissions, a vanished network share), so that another try may
+    read it; an ingest does not remember such a file as rejected."""
 
-    def __init__(self, path, reason: str):
+    def __init__(self, path, reason: str, retryable: bool = False):
         self.path = str(path)
         self.reason = reason
+        self.retryable = retryable
         super().__init__(f"{self.path}: {reason}")
 
 
@@ -31,11 +36,47 @@ class ParameterError(VoAlError, ValueError):
     def __init__(self, name: str, value, expected: str):
         self.name = name
         self.value = value
+        self.expected = expected
         super().__init__(f"{name}={value!r}: {expected}")
+
+
+class TableRowError(ParameterError):
+    """A row of a user's file (a labels CSV, a catalogue, a saved query result) holds a value
+    vo-al cannot use. Names the file, where in it (`where`: 'line 4' of a CSV read as text,
+    'row 3' of a table, counting data rows from 1), the column and the value (cut to 120
+    characters in the message: a 100 000-character field is shown, not printed whole; no
+    column when the fault is the line itself)."""
+
+    def __init__(self, path, where: str, column: str | None, value, reason: str):
+        self.path = str(path)
+        self.where = where
+        self.name = column
+        self.value = value
+        self.expected = reason
+        text = repr(value)
+        text = text if len(text) <= 120 else text[:117] + "..."
+        named = f"{column}={text}: " if column is not None else ""
+        VoAlError.__init__(self, f"{self.path}, {where}: {named}{reason}")
 
 
 class ProjectError(VoAlError):
     """A project folder is missing, corrupt or in the wrong state for the requested step."""
+
+
+class ProjectBusyError(ProjectError):
+    """Another process is changing the project (it holds project.lock): this step did not run.
+
+    `pid`, `step` and `since` (a time.time()) are the holder's, from its lock file; pid None
+    when the file does not say (it was being written)."""
+
+    def __init__(self, folder, pid: int | None, step: str, since: float | None):
+        self.folder = str(folder)
+        self.pid, self.step, self.since = pid, step, since
+        super().__init__(f"busy: {LockHolder(pid, step, since).describe()} in the project "
+                         f"{self.folder}; wait for it to end (or stop it), then run this again")
+
+    def __reduce__(self):
+        return type(self), (self.folder, self.pid, self.step, self.since)
 
 
 class PoolError(VoAlError):

@@ -138,7 +138,8 @@ def prepare(workdir: Path, config: SimulationConfig, settings: ProjectSettings |
     from vo_al.core.pool.ingest import ingest_folder
 
     yield from ingest_folder(project.pool, pool_dir, settings=project.settings.preprocess,
-                             workers=config.workers, cancel=cancel)
+                             workers=config.workers, cancel=cancel,
+                             limits=project.settings.limits)
     oracle = SimulatedOracle(pool_dir / "truth.csv", project.pool)
     # the demo's own sky in SIMBAD-like and H16-like catalogues, for an offline cross-match
     write_demo_catalogues(project.folder, project.pool, oracle.labels, config.seed)

@@ -3,10 +3,15 @@
 Every place that turns a format name into a suffix, a suffix into a format, or checks a
 `--formats` list asks this table: the export writers, the cross-match tables, the radius scan,
 `vo-al export`, the app's save dialogs and the readers of catalogue and candidate files.
+`read_table_file` is the one reader of a table file a user hands vo-al (a catalogue, H16, a saved
+query result): every failure is a ParameterError naming the file, and an XML file that declares
+entities is refused before it is parsed (no "billion laughs": a VOTable needs no DTD).
 """
 
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,3 +84,57 @@ def dialog_filters() -> dict[str, str]:
         globs = " ".join(f"*{s}" for s in f.suffixes if s != ".votable")
         out[f"{f.label} ({globs})"] = f.suffix
     return out
+
+
+# ---------------------------------------------------------------- reading a user's table file
+
+_XML_PROLOG_BYTES = 1 << 20     # a VOTable's prolog is a few hundred bytes; a DTD may not hide
+_FIRST_ELEMENT = re.compile(r"<(?![?!])")
+
+
+def xml_declares_entities(head: bytes) -> str | None:
+    """Why the start of an XML document is refused, or None: it declares entities (expanding
+    them is how a few kB become gigabytes), or its DOCTYPE runs past `_XML_PROLOG_BYTES`."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = head.decode("utf-16", "replace")
+    else:
+        text = head.decode("latin-1")       # ASCII-compatible: enough to find markup
+    first = _FIRST_ELEMENT.search(text)
+    prolog = text[:first.start()] if first else text
+    if "<!ENTITY" in prolog:
+        return "declares XML entities (a VOTable needs none): refused, nothing expanded"
+    if first is None and "<!DOCTYPE" in prolog and len(head) >= _XML_PROLOG_BYTES:
+        return f"has a DOCTYPE over {_XML_PROLOG_BYTES >> 20} MiB: refused, nothing expanded"
+    return None
+
+
+def read_table_file(path, what: str = "table", fmt: str | None = None):
+    """A user's table file (VOTable, FITS, CSV, ECSV; the format from `fmt`, an astropy format
+    name, or the suffix) as an astropy Table. ParameterError(`what`, path) says why not: no such
+    file, an unknown suffix, XML entities, or the reader's own complaint (a truncated VOTable,
+    a CSV with ragged rows ...)."""
+    from astropy.table import Table
+
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(what, str(path), "an existing VOTable, FITS, CSV or ECSV file")
+    known = format_of(path)
+    fmt = fmt or (known.astropy if known else None)
+    if fmt is None:
+        suffixes = "/".join(s for f in TABLE_FORMATS.values() for s in f.suffixes)
+        raise ParameterError(what, str(path), f"a {suffixes} file (or give the format)")
+    if fmt == "votable":
+        try:
+            with open(path, "rb") as fh:
+                refused = xml_declares_entities(fh.read(_XML_PROLOG_BYTES))
+        except OSError as exc:
+            raise ParameterError(what, str(path), f"cannot be read ({exc.strerror})") from exc
+        if refused:
+            raise ParameterError(what, str(path), refused)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # VOTable/FITS unit warnings
+            return Table.read(path, format=fmt)
+    except Exception as exc:                         # noqa: BLE001 - any reader failure
+        raise ParameterError(what, str(path), f"a readable {fmt} table "
+                                              f"({type(exc).__name__}: {exc})") from exc

@@ -18,8 +18,11 @@ The child reports through a one-way Pipe rather than a Queue: no feeder thread t
 the last message, and the parent can wait on the pipe and the child's exit sentinel together.
 
 `train_project`, `score_project` and `finish_project` are the targets the desktop app runs this
-way: they open the project afresh in the child. The session store is SQLite in WAL mode, so the
-parent's open project reads the child's commits as soon as the job returns.
+way: they open the project afresh in the child, which takes the project lock (project.lock)
+before anything else: the child is the writer, so killing it frees the lock, and a project busy
+with another process's step fails at once with ProjectBusyError (rebuilt here), before the
+child imports TensorFlow. The session store is SQLite in WAL mode, so the parent's open project
+reads the child's commits as soon as the job returns.
 """
 
 from __future__ import annotations
@@ -325,9 +328,12 @@ def _session_step(folder, step: str, cancel: CancelToken | None) -> Job[dict]:
 
     project = Project.open(Path(folder))
     try:
-        session = ActiveLearningSession(project)
-        device = describe_device()
-        yield Progress("device", 1, 1, device, {"device": device, "pid": os.getpid()})
-        return (yield from getattr(session, step)(cancel))
+        # the step takes the lock again (the same one, nested): taken here, a busy project is
+        # told before the seconds of importing the backend
+        with project.writing(step):
+            session = ActiveLearningSession(project)
+            device = describe_device()
+            yield Progress("device", 1, 1, device, {"device": device, "pid": os.getpid()})
+            return (yield from getattr(session, step)(cancel))
     finally:
         project.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vo_al.core.base.atomic import fsync_dir, remove_quietly, temporary_sibling
 from vo_al.core.base.errors import Cancelled
 from vo_al.core.base.progress import CancelToken, Job, Progress
 
@@ -124,12 +125,20 @@ def predict_proba(model, rows: np.ndarray, batch_size: int = 2048) -> np.ndarray
 
 
 def save_model(model, path: Path) -> None:
-    """Save atomically: a crash while saving keeps the previous checkpoint intact."""
+    """Save atomically: a crash while saving keeps the previous checkpoint intact.
+
+    The temporary is this call's own (PID + random part): two processes saving the same
+    checkpoint never write into one file, and a failed save removes its temporary."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    model.save(tmp)
-    os.replace(tmp, path)
+    tmp = temporary_sibling(path)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+    fsync_dir(path.parent)
 
 
 def load_model(path: Path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vo_al.core.base.atomic import fsync_dir, remove_quietly, temporary_sibling
 from vo_al.core.base.progress import CancelToken, Job, Progress
 
 
@@ -14,27 +15,39 @@ def score_pool(model, pool, out_path: Path, chunk_rows: int = 65536, batch_size:
                cancel: CancelToken | None = None) -> Job[Path]:
     """Write P(class) for every pool row to `out_path` (.npy, N x 3 float32, memory-mappable).
 
-    The array is written under a temporary name and renamed when complete, so a reader never
-    sees a half-scored pool. Cancel is honoured between chunks.
+    N is the pool's length when the scoring starts; rows another process commits meanwhile are
+    not scored (the file then no longer covers the pool, which its users check). The array is
+    written under a temporary name of its own (PID + random part: two scorings of one file
+    never share it) and renamed when complete, so a reader never sees a half-scored pool; a
+    failed or cancelled scoring removes its temporary. Cancel is honoured between chunks.
     """
     from vo_al.core.learning.model import N_CLASSES, predict_proba
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.stem}.partial.npy")
+    tmp = temporary_sibling(out_path, "partial")
     total = len(pool)
-    proba = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(total, N_CLASSES))
-    done = 0
-    yield Progress("score", 0, total)
-    for start, rows in pool.iter_chunks(chunk_rows):
-        if cancel is not None:
-            cancel.raise_if_cancelled("scoring")
-        proba[start:start + len(rows)] = predict_proba(model, rows, batch_size=batch_size)
-        done += len(rows)
-        yield Progress("score", done, total)
-    proba.flush()
-    del proba
-    os.replace(tmp, out_path)
+    try:
+        proba = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                          shape=(total, N_CLASSES))
+        done = 0
+        yield Progress("score", 0, total)
+        for start, rows in pool.iter_chunks(chunk_rows):
+            if start >= total:
+                break
+            rows = rows[:total - start]
+            if cancel is not None:
+                cancel.raise_if_cancelled("scoring")
+            proba[start:start + len(rows)] = predict_proba(model, rows, batch_size=batch_size)
+            done += len(rows)
+            yield Progress("score", done, total)
+        proba.flush()
+        del proba
+        os.replace(tmp, out_path)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+    fsync_dir(out_path.parent)
     return out_path
 
 

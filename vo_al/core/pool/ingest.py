@@ -7,6 +7,13 @@ chunk in input order, so the pool does not depend on the number of workers. A ch
 also records its rejected files and the chunk itself as finished: running an ingest again after a
 crash, a kill -9 or a cancel skips what was committed and adds each file exactly once. A worker
 that dies (segfault, OOM kill) costs a retry, and the file that kills a worker is rejected.
+
+Only a rejection that the file itself causes, reproducibly, is remembered (and so skipped by the
+next ingest): the reader's verdict on its content, or preprocessing's verdict on the spectrum
+alone (each rejection in a batch is checked on the spectrum by itself, so that no neighbour can
+cause one). A file whose rejection may come from something else (an I/O error, a worker crash,
+running out of memory, an unexpected error) is reported but not remembered, and its chunk not
+marked finished: the next ingest tries it again.
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from vo_al.core.base.errors import Cancelled, PoolError, SpectrumReadError, UnusableSpectrumError
+from vo_al.core.base.limits import DEFAULT_LIMITS, LimitSettings
 from vo_al.core.base.progress import CancelToken, Job, Progress
 from vo_al.core.pool.schema import RECORD_FIELDS, spectrum_record
 from vo_al.core.pool.store import FinishedChunk, PoolStore
@@ -44,11 +53,15 @@ class IngestReport:
     skipped: int = 0                                  # already in the pool (or already rejected)
     seconds: float = 0.0
     files: int = 0                                    # distinct input files
+    # files of `rejected` that the pool does not remember (the cause may not be the file's own:
+    # an I/O error, a worker crash, an unexpected error): the next ingest tries them again
+    retry: list = field(default_factory=list)
 
     def summary(self) -> str:
         rate = self.files / self.seconds if self.seconds > 0 else float("nan")
-        return (f"{self.added} added, {len(self.rejected)} rejected, {self.skipped} skipped "
-                f"of {self.files} files in {self.seconds:.1f} s ({rate:.0f} files/s)")
+        retry = f" ({len(self.retry)} to retry)" if self.retry else ""
+        return (f"{self.added} added, {len(self.rejected)} rejected{retry}, {self.skipped} "
+                f"skipped of {self.files} files in {self.seconds:.1f} s ({rate:.0f} files/s)")
 
 
 # ---------------------------------------------------------------- the worker side
@@ -59,17 +72,20 @@ def _default_reader():
     return read_spectrum
 
 
-def _reason(exc: BaseException) -> str:
+def _reader_rejection(path: str, exc: BaseException) -> tuple[str, str, bool]:
+    """(path, reason, remember) for an exception of the reader: remembered only when it is the
+    reader's verdict on the file's content, not an I/O error or anything unexpected."""
     if isinstance(exc, (SpectrumReadError, UnusableSpectrumError)):
-        return exc.reason
-    return f"{type(exc).__name__}: {exc}"
+        return path, exc.reason, not getattr(exc, "retryable", False)
+    return path, f"{type(exc).__name__}: {exc}", False
 
 
 def _process_chunk(paths: list[str], settings: PreprocessSettings, reader) -> tuple:
     """Worker: read and preprocess a chunk of files, `_PREP_BATCH` spectra at a time (the
     vectorised preprocessing is fastest there, and few spectra are held in memory at once).
 
-    Returns (rows float32 (k, n), meta columns {field: list of k}, rejected [(path, reason)]).
+    Returns (rows float32 (k, n), meta columns {field: list of k},
+    rejected [(path, reason, remember)]).
     """
     if reader is None:
         reader = _default_reader()
@@ -86,12 +102,12 @@ def _process_chunk(paths: list[str], settings: PreprocessSettings, reader) -> tu
                 sp.meta.source = path
                 spectra.append(sp)
             except Exception as exc:                       # noqa: BLE001 - anything from a file
-                rejected.append((path, _reason(exc)))
-        rows, reasons = _preprocess_isolated(spectra, settings)
+                rejected.append(_reader_rejection(path, exc))
+        rows, reasons, remember = _preprocess_isolated(spectra, settings)
         good = []
         for i, (sp, r) in enumerate(zip(spectra, reasons)):
             if r is not None:
-                rejected.append((sp.meta.source, r))
+                rejected.append((sp.meta.source, r, remember[i]))
                 continue
             good.append(i)
             for key, value in spectrum_record(sp).items():
@@ -102,25 +118,32 @@ def _process_chunk(paths: list[str], settings: PreprocessSettings, reader) -> tu
     return np.ascontiguousarray(out), metas, rejected
 
 
-def _preprocess_isolated(spectra: list, settings: PreprocessSettings) -> tuple[np.ndarray, list]:
-    """preprocess_spectra, falling back to one spectrum at a time if the batch raises, so that
-    one odd spectrum is rejected instead of failing its neighbours."""
+def _preprocess_isolated(spectra: list, settings: PreprocessSettings
+                         ) -> tuple[np.ndarray, list, list]:
+    """preprocess_spectra, with every rejection checked on the spectrum alone: (rows, reasons,
+    remember). A spectrum rejected in the batch but not alone gets its own row (whatever went
+    wrong in the batch, it was not the spectrum); one rejected alone too is its own, reproducible
+    rejection (remember True); one whose preprocessing raises is not remembered (a bug in vo-al
+    is no verdict on the file). If the batch raises, every spectrum is done alone."""
     from vo_al.core.spectra.preprocess import preprocess_spectra
 
     try:
         batch = preprocess_spectra(spectra, settings)
-        return batch.rows, batch.reasons
+        rows, reasons = batch.rows, list(batch.reasons)
     except Exception:                                      # noqa: BLE001 - isolate the culprit
         rows = np.full((len(spectra), settings.n_points), np.nan, np.float32)
-        reasons = []
-        for i, sp in enumerate(spectra):
-            try:
-                one = preprocess_spectra([sp], settings)
-                rows[i], r = one.rows[0], one.reasons[0]
-            except Exception as exc:                       # noqa: BLE001
-                r = f"preprocessing failed: {type(exc).__name__}: {exc}"
-            reasons.append(r)
-        return rows, reasons
+        reasons = [""] * len(spectra)
+    remember = [True] * len(spectra)
+    for i, sp in enumerate(spectra):
+        if reasons[i] is None:
+            continue
+        try:
+            one = preprocess_spectra([sp], settings)
+            rows[i], reasons[i] = one.rows[0], one.reasons[0]
+        except Exception as exc:                           # noqa: BLE001
+            reasons[i] = f"preprocessing failed: {type(exc).__name__}: {exc}"
+            remember[i] = False
+    return rows, reasons, remember
 
 
 # ---------------------------------------------------------------- the parent side
@@ -162,15 +185,20 @@ class _Done:
 
 def ingest_files(pool: PoolStore, paths: Iterable, settings: PreprocessSettings | None = None,
                  workers: int = 2, chunk_files: int = 1024, cancel: CancelToken | None = None,
-                 reader: Callable | None = None) -> Job[IngestReport]:
+                 reader: Callable | None = None, limits: LimitSettings | None = None,
+                 retry_rejected: bool = False) -> Job[IngestReport]:
     """Job: read, preprocess and add spectrum files to `pool`; returns an IngestReport.
 
     Resumable: files already in the pool (same path or same name) or already rejected are
-    skipped, so re-running after a crash or cancel adds each file exactly once. `workers`
+    skipped, so re-running after a crash or cancel adds each file exactly once; with
+    `retry_rejected` the files the pool remembers as rejected are read again (after a fix of
+    vo-al or of the files), those now good added and their rejection forgotten. `workers`
     processes read the files (0: in this process), at most `chunk_files` files per chunk (fewer
     for small runs, so that every worker gets several chunks). `reader` (a picklable,
-    module-level function path -> Spectrum) defaults to `vo_al.core.spectra.readers.read_spectrum`.
-    Cancelling is honoured between chunks and raises Cancelled with committed chunks kept.
+    module-level function path -> Spectrum) defaults to `vo_al.core.spectra.readers.read_spectrum`
+    bounded by `limits` (the project's settings.limits; default DEFAULT_LIMITS: a file that
+    decompresses past max_spectrum_mb is rejected). Cancelling is honoured between chunks and
+    raises Cancelled with committed chunks kept.
     """
     t0 = time.monotonic()
     if workers < 0 or chunk_files < 1:
@@ -178,7 +206,8 @@ def ingest_files(pool: PoolStore, paths: Iterable, settings: PreprocessSettings 
                         f"(got {workers}, {chunk_files})")
     settings = pool.check_settings(settings)
     if reader is None:
-        reader = _default_reader()         # fail here, not once per file, if it cannot import
+        # fail here, not once per file, if it cannot import; a partial pickles to the workers
+        reader = partial(_default_reader(), limits=limits or DEFAULT_LIMITS)
     all_paths = list(dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths))
     total = len(all_paths)
     report = IngestReport(files=total)
@@ -190,7 +219,7 @@ def ingest_files(pool: PoolStore, paths: Iterable, settings: PreprocessSettings 
     executor = None
     with pool.writer("ingest", settings) as out:
         try:
-            done_keys = out.chunks_done(keys)
+            done_keys = set() if retry_rejected else out.chunks_done(keys)
             items: deque[_Work] = deque()
             done_files = 0
             for key, chunk in zip(keys, chunks):
@@ -227,7 +256,7 @@ def ingest_files(pool: PoolStore, paths: Iterable, settings: PreprocessSettings 
                     if work.suspect and inflight:
                         break
                     items.popleft()
-                    seen = out.files_done(work.paths)
+                    seen = out.files_done(work.paths, rejected=not retry_rejected)
                     todo = [p for p in work.paths if p not in seen]
                     inflight.append((work, todo, len(work.paths) - len(todo),
                                      submit(work, todo) if todo else None))
@@ -255,8 +284,10 @@ def ingest_files(pool: PoolStore, paths: Iterable, settings: PreprocessSettings 
                             items.appendleft(_Work(None, work.paths[:half], True))
                             continue
                         rows, metas = np.empty((0, pool.n_points), np.float32), None
+                        # not remembered: the next ingest tries it again (the crash may have
+                        # been the machine's, an OOM kill of a busy system)
                         rejected = [(work.paths[0], "the reader crashed its worker process on "
-                                                    "this file")]
+                                                    "this file", False)]
                 # drop names already in the pool or repeated inside the chunk
                 keep = []
                 if len(rows):
@@ -271,11 +302,17 @@ def ingest_files(pool: PoolStore, paths: Iterable, settings: PreprocessSettings 
                 if n_dup:
                     rows = rows[keep]
                     metas = {k: [v[i] for i in keep] for k, v in metas.items()}
-                finished = (None if work.key is None
+                # a chunk with a rejection not remembered is not finished: the next ingest
+                # comes back to it (and skips its committed and remembered files)
+                retry = [path for path, _, remember in rejected if not remember]
+                finished = (None if work.key is None or retry
                             else FinishedChunk(work.key, len(work.paths), n_seen + n_dup))
-                out.append(rows, metas if len(rows) else None, rejected=rejected, chunk=finished)
+                out.append(rows, metas if len(rows) else None, chunk=finished,
+                           rejected=[(path, why) for path, why, remember in rejected if remember],
+                           not_rejected=metas["source"] if retry_rejected and len(rows) else ())
                 report.added += len(rows)
-                report.rejected.extend(rejected)
+                report.rejected.extend((path, why) for path, why, _ in rejected)
+                report.retry.extend(retry)
                 report.skipped += n_seen + n_dup
                 done_files += len(work.paths)
                 yield Progress("ingest", done_files, total, f"{report.added} added",
@@ -308,7 +345,8 @@ def find_spectrum_files(folder, pattern: Sequence[str] | str = DEFAULT_PATTERNS)
 def ingest_folder(pool: PoolStore, folder, pattern: Sequence[str] | str = DEFAULT_PATTERNS,
                   settings: PreprocessSettings | None = None, workers: int = 2,
                   chunk_files: int = 1024, cancel: CancelToken | None = None,
-                  reader: Callable | None = None) -> Job[IngestReport]:
+                  reader: Callable | None = None, limits: LimitSettings | None = None,
+                  retry_rejected: bool = False) -> Job[IngestReport]:
     """Job: ingest every matching file under `folder` (recursive, sorted, deterministic).
 
     PoolError naming the folder (and the patterns) when it does not exist or no file in it
@@ -322,4 +360,5 @@ def ingest_folder(pool: PoolStore, folder, pattern: Sequence[str] | str = DEFAUL
         raise PoolError(f"{folder}: no spectrum files to ingest (none matches "
                         f"{', '.join(patterns)}, in the folder or below it)")
     return (yield from ingest_files(pool, paths, settings=settings, workers=workers,
-                                    chunk_files=chunk_files, cancel=cancel, reader=reader))
+                                    chunk_files=chunk_files, cancel=cancel, reader=reader,
+                                    limits=limits, retry_rejected=retry_rejected))

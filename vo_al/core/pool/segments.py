@@ -7,8 +7,8 @@ only after the rows themselves were written and fsync'ed (`SegmentWriter.write`)
 shrinks a finished segment to its committed rows: header first, then truncate, so the header
 never announces more rows than the file holds.
 
-`WriterLock` is the one-writer rule: an exclusive, non-blocking flock on pool.lock, which the OS
-releases when the holding process dies (kill -9 included).
+`WriterLock` is the one-writer rule: an exclusive, non-blocking flock on pool.lock (base.lock),
+which the OS releases when the holding process dies (kill -9 included).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vo_al.core.base.errors import PoolError
+from vo_al.core.base.lock import FileLock
 
 NPY_HEADER_LEN = 128        # our segments' .npy header, fixed so that it can be rewritten in place
 
@@ -47,16 +48,28 @@ def _npy_header(rows: int, cols: int) -> bytes:
 
 
 def segment_shape(path: Path) -> tuple[int, int, int]:
-    """(rows, cols, header offset) of a float32 C-order .npy file, or PoolError."""
-    with open(path, "rb") as fh:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-        else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-        offset = fh.tell()
+    """(rows, cols, header offset) of a float32 C-order .npy file, or PoolError naming the file:
+    unreadable, not a .npy header, or shorter than its header says (the writer never lets the
+    header announce rows the file does not hold, so a short file was cut by something else)."""
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            offset = fh.tell()
+            size = os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        raise PoolError(f"{path}: segment file cannot be read ({exc.strerror})") from exc
+    except ValueError as exc:               # numpy: bad magic, short or garbled header
+        raise PoolError(f"{path}: segment file is damaged, not a .npy array ({exc})") from exc
     if fortran or dtype != np.dtype("<f4") or len(shape) != 2:
         raise PoolError(f"{path}: not a C-order float32 2-D segment ({dtype}, {shape})")
+    needed = offset + int(shape[0]) * int(shape[1]) * 4
+    if size < needed:
+        raise PoolError(f"{path}: segment file is truncated: {size} bytes, its header announces "
+                        f"{shape[0]} rows of {shape[1]} values ({needed} bytes)")
     return int(shape[0]), int(shape[1]), offset
 
 
@@ -119,36 +132,26 @@ def seal_segment(path: Path, cols: int, committed: int) -> None:
 
 
 class WriterLock:
-    """An exclusive, non-blocking lock on the file `path`, released by the OS if the process dies."""
+    """The pool's writer lock: a `base.lock.FileLock` on pool.lock whose refusal is a PoolError
+    naming the holder (its PID, and since when it writes)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.fd: int | None = None
+        self._lock = FileLock(self.path)
+
+    @property
+    def fd(self) -> int | None:
+        return self._lock.fd
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                import fcntl
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except ImportError:                                    # Windows
-                import msvcrt
-                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            os.close(fd)
-            raise PoolError(f"{self.path.parent}: the pool is being written by another "
-                            "process (or another PoolStore object)") from None
-        self.fd = fd
+            holder = self._lock.try_acquire("a pool write")
+        except OSError as exc:
+            raise PoolError(f"{self.path.parent}: cannot open the writer lock {self.path.name} "
+                            f"({exc.strerror or exc})") from None
+        if holder is not None:
+            raise PoolError(f"{self.path.parent}: the pool is being written by another process "
+                            f"(or another PoolStore object): {holder.describe()}")
 
     def release(self) -> None:
-        if self.fd is not None:
-            try:
-                try:
-                    import fcntl
-                    fcntl.flock(self.fd, fcntl.LOCK_UN)
-                except ImportError:
-                    import msvcrt
-                    msvcrt.locking(self.fd, msvcrt.LK_UNLCK, 1)
-            finally:
-                os.close(self.fd)
-                self.fd = None
+        self._lock.release()

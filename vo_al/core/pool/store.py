@@ -545,11 +545,12 @@ class PoolWriter:
         """{name: global index} of those of `names` already in the pool."""
         return self.pool._existing(list(names), "spectra", "name", with_index=True)
 
-    def files_done(self, paths: Iterable[str]) -> set[str]:
-        """Those of `paths` an ingest already handled: the source of a row, or rejected."""
+    def files_done(self, paths: Iterable[str], rejected: bool = True) -> set[str]:
+        """Those of `paths` an ingest already handled: the source of a row, or (with
+        `rejected`) a file recorded as rejected."""
         paths = list(paths)
         done = set(self.pool._existing(paths, "spectra", "source"))
-        return done | set(self.pool._existing(paths, "rejected", "file"))
+        return done | set(self.pool._existing(paths, "rejected", "file")) if rejected else done
 
     def chunks_done(self, keys: Iterable[str]) -> set[str]:
         """Those of the chunk `keys` recorded as finished (see FinishedChunk)."""
@@ -559,11 +560,13 @@ class PoolWriter:
 
     def append(self, rows: np.ndarray, metas: Mapping[str, Sequence] | None = None, *,
                rejected: Sequence[tuple[str, str]] = (),
-               chunk: FinishedChunk | None = None) -> np.ndarray:
+               chunk: FinishedChunk | None = None,
+               not_rejected: Sequence[str] = ()) -> np.ndarray:
         """Append `rows` (k, n_points) with their metadata columns `metas` ({field: k values}
         for every field of schema.RECORD_FIELDS; None when k is 0), record `rejected` files
-        (file, reason) and `chunk`, all in one transaction. Returns the rows' global indices.
-        The caller makes sure the names are new (`names_in_pool`): a repeated one is PoolError."""
+        (file, reason) and `chunk`, and drop the record of the files `not_rejected` (rejected
+        once, added now), all in one transaction. Returns the rows' global indices. The caller
+        makes sure the names are new (`names_in_pool`): a repeated one is PoolError."""
         pool = self.pool
         if self._lock.fd is None:
             raise PoolError(f"{pool.folder}: append to a closed pool writer")
@@ -594,6 +597,9 @@ class PoolWriter:
                 if rejected:
                     db.executemany("INSERT OR REPLACE INTO rejected (file, reason) VALUES (?, ?)",
                                    rejected)
+                if not_rejected:
+                    db.executemany("DELETE FROM rejected WHERE file = ?",
+                                   [(f,) for f in not_rejected])
                 if chunk is not None:
                     db.execute("INSERT OR REPLACE INTO ingest_progress VALUES (?,?,?,?,?,?)",
                                (chunk.key, chunk.files, k, len(rejected), chunk.skipped, _now()))

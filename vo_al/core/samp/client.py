@@ -8,10 +8,11 @@ each (re)connection and routes what it receives.
 from __future__ import annotations
 
 import logging
+import xmlrpc.client as xmlrpc
 from typing import Callable
 
 from vo_al.core.samp import messages as msgs
-from vo_al.core.samp.hub import hub_proxy, hub_url, pyvo_samp
+from vo_al.core.samp.hub import HUB_FAILURES, error_text, hub_proxy, hub_url, pyvo_samp
 
 log = logging.getLogger("vo_al.samp")
 
@@ -41,6 +42,7 @@ class HubClient:
 
         ps = pyvo_samp()
         self.hub_url = hub_url(hub_params)
+        self.secret = str(hub_params.get("samp.secret", ""))
         hub = SAMPHubProxy()
         hub.proxy = hub_proxy(self.hub_url, timeout)
         hub.lockfile = dict(hub_params)
@@ -81,7 +83,29 @@ class HubClient:
             raise
         self.private_key = self.client.get_private_key()
         self.self_id = self.client.get_public_id()
-        self.hub_id = self.client._hub_id or ""
+
+    @property
+    def hub_id(self) -> str:
+        """The hub's own client id (samp.hub-id of the registration; "" before it)."""
+        # read live: the hub's events about our own registration arrive before __init__ ends
+        return str(getattr(self.client, "_hub_id", None) or "")
+
+    def is_hub(self, lockfile_params: dict) -> bool:
+        """Do these lockfile params name the hub this registration is on (address and secret)?"""
+        return (hub_url(lockfile_params) == self.hub_url
+                and str(lockfile_params.get("samp.secret", "")) == self.secret)
+
+    def registration_gone(self) -> str | None:
+        """Why this registration no longer holds (the hub is gone, or it answers but does
+        not know vo-al's private key: a new hub at the same address), or None if it holds."""
+        try:
+            # a keyed call, not samp.hub.ping: a restarted hub answers a ping too
+            self.hub.proxy.samp.hub.getMetadata(self.private_key, self.self_id)
+        except xmlrpc.Fault as exc:
+            return f"the hub no longer knows vo-al ({error_text(exc)})"
+        except HUB_FAILURES as exc:
+            return f"the hub does not answer ({error_text(exc)})"
+        return None
 
     def close(self, unregister: bool = True) -> None:
         if unregister:

@@ -7,9 +7,11 @@ Qt-free. `SampLink` connects to the hub the user runs (TOPCAT's, Aladin's, JSAMP
 
 Every exchange with the hub and with peers has a finite timeout: the XML-RPC transport to the
 hub has a socket timeout, and calls are sent asynchronously and their replies awaited with a
-deadline, so a dead peer or a dead hub never hangs the caller. The link notices a hub that went
-away (an XML-RPC failure, the hub's shutdown message or the watchdog's ping) and reconnects with
-a fresh client when a hub is there again.
+deadline, so a dead peer or a dead hub never hangs the caller. The link notices a registration
+that no longer holds (an XML-RPC failure, the hub's own shutdown or disconnect message, or the
+watchdog's `check`: the hub does not answer, answers without knowing vo-al's key because a new
+hub listens at the old address, or the lockfile names another hub now) and registers afresh,
+subscriptions and metadata included, on the hub that is there again ("reconnected").
 
 Incoming messages (``table.highlight.row`` / ``table.select.rowList`` about our table,
 ``coord.pointAt.sky``) become `SampEvent` objects. They arrive on the SAMP client's own threads;
@@ -36,7 +38,7 @@ from typing import Callable, Iterable
 from vo_al.core.base.errors import SampClientNotFound, SampError, SampHubError
 from vo_al.core.samp.client import HubClient
 from vo_al.core.samp.hub import (HUB_FAILURES, error_text, find_running_hub, hub_url,
-                                 lockfile_location, start_embedded_hub)
+                                 lockfile_location, read_lockfile, start_embedded_hub)
 from vo_al.core.samp.receiving import ReceiveMixin
 from vo_al.core.samp.records import HubInfo, SampEvent, SampPeer
 from vo_al.core.samp.sending import SendMixin
@@ -93,6 +95,7 @@ class SampLink(SendMixin, ReceiveMixin):
         self._watchdog: threading.Thread | None = None
         self._watchdog_stop = threading.Event()
         self._peers_cache: list[SampPeer] | None = None   # dropped on samp.hub.event.*
+        self._hub_lost = False         # a hub went away since the last `connect`/`disconnect`
         self._peers_gen = 0
         self.candidates: CandidateTable | None = None
         self.current_row: int | None = None
@@ -147,8 +150,10 @@ class SampLink(SendMixin, ReceiveMixin):
             self._hub_info = HubInfo(url=client.hub_url, lockfile=location,
                                      embedded=embedded or ours, hub_id=client.hub_id,
                                      self_id=client.self_id)
-            log.info("registered on the SAMP hub %s as %s", client.hub_url, client.self_id)
-        self._emit(SampEvent("hub", message="connected"))
+            message = "reconnected" if self._hub_lost else "connected"
+            self._hub_lost = False
+            log.info("%s to the SAMP hub %s as %s", message, client.hub_url, client.self_id)
+        self._emit(SampEvent("hub", message=message))
         return self._hub_info
 
     def _start_embedded_hub(self) -> tuple[str, dict]:
@@ -160,6 +165,7 @@ class SampLink(SendMixin, ReceiveMixin):
         """Unregister (the embedded hub, if any, keeps running until `close`)."""
         with self._lock:
             client, self._client = self._client, None
+            self._hub_lost = False
         if client is not None:
             client.close(unregister=True)
         self._fail_pending("disconnected")
@@ -178,26 +184,31 @@ class SampLink(SendMixin, ReceiveMixin):
         if self._own_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def _lost(self, client: HubClient | None, why: str) -> None:
-        """The hub went away under `client`: drop it (once) and tell the listeners."""
+    def _lost(self, client: HubClient | None, why: str, unregister: bool = False) -> None:
+        """The registration `client` no longer holds: drop it (once) and tell the listeners.
+
+        `unregister` when its hub still runs (the lockfile names another one now), so that it
+        does not keep listing a vo-al that no longer answers."""
         with self._lock:
             if client is None or self._client is not client:
                 return
             self._client = None
+            self._hub_lost = True
         log.warning("lost the SAMP hub %s: %s", client.hub_url, why)
-        threading.Thread(target=client.close, args=(False,), daemon=True).start()
+        threading.Thread(target=client.close, args=(unregister,), daemon=True).start()
         self._fail_pending("hub lost")
         self._emit(SampEvent("hub", message="lost"))
 
     def check(self) -> bool:
-        """Ping the hub; if it is gone, drop the client and try a fresh connection. Connected?"""
+        """Is vo-al registered on the hub the lockfile names? If not (see the module notes),
+        drop that registration and register on the hub there now, if any. Connected?"""
         client = self._client
         if client is not None:
-            try:
-                client.hub.ping()
+            why = client.registration_gone()
+            moved = None if why else self._lockfile_moved(client)
+            if why is None and moved is None:
                 return True
-            except HUB_FAILURES as exc:
-                self._lost(client, error_text(exc))
+            self._lost(client, why or moved, unregister=why is None)
         try:
             with self._lock:
                 if self._client is None:
@@ -211,14 +222,31 @@ class SampLink(SendMixin, ReceiveMixin):
             log.debug("reconnect: %s", exc)
             return False
 
+    def _lockfile_moved(self, client: HubClient) -> str | None:
+        """Why `client`'s hub is no longer the one to be on: the lockfile names another hub
+        that answers. None while it names ours, or none that runs (ours stays)."""
+        if self._hub_server is not None:
+            return None                       # our embedded hub holds the lockfile
+        params = read_lockfile(lockfile_location(), self.rpc_timeout)
+        if params is None or client.is_hub(params):
+            return None                       # the usual case: no hub is pinged
+        found = find_running_hub(self.rpc_timeout)
+        if found is None or client.is_hub(found[1]):
+            return None
+        return f"the lockfile {found[0]} names another hub now ({hub_url(found[1])})"
+
     def start_watchdog(self, interval: float = 2.0) -> None:
-        """Check the hub every `interval` seconds in a daemon thread (reconnects when back)."""
+        """`check` every `interval` seconds in a daemon thread: after a hub loss, vo-al
+        registers again when a hub is back (a "reconnected" event); after `disconnect` it
+        stays off."""
         if self._watchdog is not None and self._watchdog.is_alive():
             return
         self._watchdog_stop.clear()
 
         def run():
             while not self._watchdog_stop.wait(interval):
+                if self._client is None and not self._hub_lost:
+                    continue                  # disconnected on purpose: stay so
                 try:
                     self.check()
                 except Exception:              # noqa: BLE001 - the watchdog must not die
@@ -248,18 +276,13 @@ class SampLink(SendMixin, ReceiveMixin):
         try:
             return getattr(client.hub.proxy.samp.hub, method)(client.private_key, *args)
         except HUB_FAILURES as exc:
-            if isinstance(exc, (OSError, TimeoutError)) or not self._hub_alive(client):
-                self._lost(client, error_text(exc))
+            # a refusal may be the hub's own (a client that left) or a hub that lost vo-al
+            gone = (f"the hub does not answer ({error_text(exc)})"
+                    if isinstance(exc, (OSError, TimeoutError)) else client.registration_gone())
+            if gone:
+                self._lost(client, gone)
                 raise SampHubError(f"the SAMP hub went away: {error_text(exc)}") from exc
             raise SampError(f"hub refused {method}: {error_text(exc)}") from exc
-
-    @staticmethod
-    def _hub_alive(client: HubClient) -> bool:
-        try:
-            client.hub.ping()
-            return True
-        except Exception:                     # noqa: BLE001
-            return False
 
     # --------------------------------------------------------------------------- peers
     def _forget_peers(self) -> None:

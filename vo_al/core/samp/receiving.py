@@ -4,7 +4,10 @@
 reads on its own; it is not used alone. `HubClient` hands every incoming call and notification
 to `_on_message` on the SAMP client's thread: it parses it, acts (a highlight or selection of
 our table, a sky position matched to the nearest candidate, the hub's own events), queues the
-`SampEvent` for `poll_events` / `wait_event`, calls the listeners, and always replies.
+`SampEvent` for `poll_events` / `wait_event`, calls the listeners, and always replies to a call
+(a notification gets no reply, as SAMP has it). The hub's administrative messages (samp.hub.*:
+shutdown, disconnect, register, unregister, metadata, subscriptions) count only when the hub
+itself sends them (its id from the registration); a peer's forgery is logged and ignored.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from vo_al.core.samp.hub import error_text
 from vo_al.core.samp.records import ERROR, OK, WARNING, SampEvent
 
 log = logging.getLogger("vo_al.samp")
+
+#: the hub's administrative MTypes (samp.hub.event.*, samp.hub.disconnect): the hub's word only
+HUB_MTYPES = "samp.hub."
 
 
 class ReceiveMixin:
@@ -130,6 +136,12 @@ class ReceiveMixin:
     def _handle(self, client: HubClient, sender: str, mtype: str, params: dict):
         if mtype == msgs.PING:
             return OK, {}, ""
+        if mtype.startswith(HUB_MTYPES) and (not client.hub_id or sender != client.hub_id):
+            # the hub relays any client's message, so a peer can forge the hub's own: ignored
+            self.rejected += 1
+            log.warning("ignored %s from %s: it is not the hub (%s)", mtype, sender,
+                        client.hub_id or "hub id unknown")
+            return ERROR, {}, f"{mtype} comes from the hub only; {sender} is not the hub"
         if mtype in ("samp.hub.event.shutdown", "samp.hub.disconnect"):
             self._lost(client, mtype)
             return OK, {}, ""

@@ -54,7 +54,8 @@ class SampEvent:
     """Something a peer asked vo-al to do, or a change of the hub's state.
 
     kind: "highlight" (one candidate), "select" (a set), "point" (the candidate nearest a sky
-    position), "hub" (message: "connected" / "lost"), "clients" (a client came, went or changed).
+    position), "hub" (message: "connected" by `connect`, "lost", "reconnected" when vo-al
+    registered again by itself after a loss), "clients" (a client came, went or changed).
     rows are row numbers of the candidate table sent with `SampLink.send_table`,
     pool_indices the matching pool indices.
     """

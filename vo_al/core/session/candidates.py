@@ -81,19 +81,25 @@ class SessionCandidates:
     provenance: dict            # project, iteration, n_oracle_labels, model, scores
 
 
-def session_candidates(session, proba: np.ndarray | None = None) -> SessionCandidates:
-    """The candidates of `session`'s latest scores (or of `proba`) and its oracle labels."""
+def session_candidates(session, proba: np.ndarray | None = None,
+                       scores: str = "given") -> SessionCandidates:
+    """The candidates of `session`'s latest scores (`latest_scores`: the final ones only once
+    the finish has committed, and only while they cover the pool) and its oracle labels; or of
+    `proba`, which `scores` names in the provenance."""
     project = session.project
-    proba = session.latest_probabilities() if proba is None else proba
+    if proba is None:
+        proba, scores = session.latest_scores()
     oracle = session.store.oracle_labels()
-    try:
-        model = str(session.last_trained().get("model_path") or "")
-    except ProjectError:                                 # no model trained: none to name
-        model = ""
-    final = project.folder / "scores" / "final.npy"
+    final = session.store.final_record()
+    if final is not None and scores == "final":
+        model = str(final.get("model_path", ""))
+    else:
+        try:
+            model = str(session.last_trained().get("model_path") or "")
+        except ProjectError:                             # no model trained: none to name
+            model = ""
     provenance = {"project": str(project.folder), "iteration": int(session.iteration),
-                  "n_oracle_labels": len(oracle), "model": model,
-                  "scores": "final" if final.exists() else f"iteration {session.iteration}"}
+                  "n_oracle_labels": len(oracle), "model": model, "scores": scores}
     return SessionCandidates(candidate_table(project.pool, proba, oracle),
                              rejected_table(project.pool, proba, oracle), provenance)
 

@@ -9,11 +9,12 @@ records a CSV of name,label for them, matching names as `spectrum_key` does. The
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, TextIO
 
-from vo_al.core.base.errors import ParameterError
+from vo_al.core.base.errors import ParameterError, TableRowError
 from vo_al.core.learning.classes import CLASS_NAMES, DOUBLE_PEAK, NON_TARGET, SINGLE_PEAK
 
 if TYPE_CHECKING:       # loop imports the learning stack; labels stays light for the project
@@ -59,43 +60,85 @@ LABEL_SCHEMES = {
 
 
 def read_label_csv(path: Path, scheme: str = "vo-al") -> list[tuple[str, int]]:
-    """Rows (name, label) of a CSV with columns name/id and label.
+    """Rows (name, label) of a CSV with columns name/id and label, one row per spectrum.
 
     Numeric labels are mapped through `scheme` (LABEL_SCHEMES); class names are understood too.
     Classes the scheme maps to None (the Ondřejov set's 'unknown') are skipped, as in the paper.
+    The file is UTF-8 (a byte-order mark, as Excel writes one, is allowed). A spectrum named
+    twice (as `spectrum_key` matches names) with the same class counts once; with two classes
+    it is a conflict. Every problem is raised before a row is returned, naming the file: the
+    file cannot be read (ParameterError), or a line is not UTF-8, too short, has an empty name,
+    an unknown class, a field over csv's limit, or a conflict (TableRowError with the line,
+    and for a conflict both lines and both values).
     """
     if scheme not in LABEL_SCHEMES:
         raise ParameterError("label scheme", scheme, f"must be one of {sorted(LABEL_SCHEMES)}")
     numbering = LABEL_SCHEMES[scheme]
     path = Path(path)
-    out = []
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
     try:
-        fh = open(path, newline="")
-    except OSError as exc:
-        raise ParameterError("labels file", str(path), f"cannot be read ({exc.strerror})") from exc
-    with fh:
-        reader = csv.DictReader(fh)
-        fields = [f.strip().lower() for f in reader.fieldnames or []]
+        header = next(reader, None)
+        fields = [f.strip().lower() for f in header or []]
         name_col = next((c for c in ("name", "id", "file", "obsid") if c in fields), None)
         if name_col is None or "label" not in fields:
             raise ParameterError("labels file", str(path), "needs columns name (or id) and label")
-        original = {f.strip().lower(): f for f in reader.fieldnames}
-        for line, row in enumerate(reader, start=2):
-            raw = str(row[original["label"]]).strip()
-            if raw.isdigit():
-                if int(raw) not in numbering:
-                    raise ParameterError("label", raw,
-                                         f"{path}:{line}: not a class of scheme '{scheme}'")
-                label = numbering[int(raw)]
-                if label is None:
-                    continue
-            else:
-                try:
-                    label = parse_label(raw)
-                except ParameterError:
-                    raise ParameterError("label", raw, f"{path}:{line}: not a class") from None
-            out.append((row[original[name_col]].strip(), label))
+        i_name, i_label = fields.index(name_col), fields.index("label")
+        out: list[tuple[str, int]] = []
+        first: dict[str, tuple[int, str, int | None]] = {}   # key -> (line, label text, class)
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue                                    # a blank line
+            if len(row) <= max(i_name, i_label):
+                raise TableRowError(path, f"line {line}", "row", ",".join(row),
+                                    f"has {len(row)} field(s); needs {name_col} and label")
+            name, raw = row[i_name].strip(), row[i_label].strip()
+            if not name:
+                raise TableRowError(path, f"line {line}", name_col, name, "an empty name")
+            label = _class_of(raw, numbering, scheme, path, line)
+            key = spectrum_key(name)
+            if key in first:
+                seen_line, seen_raw, seen = first[key]
+                if seen != label:
+                    raise TableRowError(path, f"line {line}", "label", raw,
+                                        f"conflicts with line {seen_line}, which labels "
+                                        f"{key!r} {seen_raw!r}")
+                continue                                    # the same class again: one label
+            first[key] = (line, raw, label)
+            if label is not None:
+                out.append((name, label))
+    except csv.Error as exc:        # a field over csv.field_size_limit() (131 072), a NUL byte
+        raise TableRowError(path, f"line {reader.line_num}", None, None, str(exc)) from None
     return out
+
+
+def _read_text(path: Path) -> str:
+    """A labels file's text, decoded as UTF-8; a typed error naming the file (and the line of
+    the first byte that is not UTF-8: a Latin-1 file would otherwise match no name)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ParameterError("labels file", str(path), f"cannot be read ({exc.strerror})") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise TableRowError(path, f"line {line}", "byte", data[exc.start:exc.start + 1],
+                            "is not UTF-8 text: save the file as UTF-8") from None
+
+
+def _class_of(raw: str, numbering: dict, scheme: str, path: Path, line: int) -> int | None:
+    """The class index of a label as written (None: a class the scheme skips)."""
+    if raw.isdigit():
+        if int(raw) not in numbering:
+            raise TableRowError(path, f"line {line}", "label", raw,
+                                f"not a class of scheme '{scheme}'")
+        return numbering[int(raw)]
+    try:
+        return parse_label(raw)
+    except ParameterError as exc:
+        raise TableRowError(path, f"line {line}", "label", raw,
+                            f"not a class ({exc.expected})") from None
 
 
 # -- a session's label files ------------------------------------------------------------------
@@ -146,12 +189,11 @@ def apply_label_csv(session: ActiveLearningSession, path: Path,
     """Record the labels of a CSV name,label (read_label_csv) for the session's pending spectra.
 
     A name matches a pending spectrum as `spectrum_key` matches (file name, stem or IVOA id).
-    The whole file is read and checked before anything is recorded (a bad row raises
-    ParameterError naming the file and line, and nothing is labelled). Then each row is yielded
-    as it is applied: a matched row after `session.label` has committed it, so reporting it
-    promises it survives a crash; a row naming no pending spectrum with `item` None (nothing is
-    recorded). A name that comes twice raises ProjectError on its second row (it is no longer
-    pending); the rows before it stay recorded.
+    The whole file is read and checked before anything is recorded (a bad row, or one spectrum
+    given two classes, raises a ParameterError/TableRowError naming the file and line, and
+    nothing is labelled; the same class twice is one label). Then each row is yielded as it is
+    applied: a matched row after `session.label` has committed it, so reporting it promises it
+    survives a crash; a row naming no pending spectrum with `item` None (nothing is recorded).
     """
     pending = {spectrum_key(p.name): p for p in session.pending()}
     for name, label in read_label_csv(Path(path), scheme):

@@ -9,23 +9,32 @@ threshold `threshold_hits` times, `finish` does the long training and final scor
 candidates are the pool spectra predicted as target plus the oracle's targets.
 
 Every step writes its result to the project before it returns, so the session can be resumed
-from any point by any front end (command line, GUI, tests).
+from any point by any front end (command line, GUI, tests). Every step that changes the project
+holds its lock (`Project.writing`) and checks the session's state under it: a second writer is
+refused with ProjectBusyError. Scores are used only while they cover the pool (one row per pool
+spectrum); else a ProjectError says to score again. The finish is one unit: it counts once the
+store has committed its record, after its files were renamed into place (see `finish`).
 """
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
+from vo_al.core.base.atomic import (fsync_dir, remove_quietly, remove_stale_temporaries,
+                                    temporary_sibling)
 from vo_al.core.learning.balance import smote_balance
 from vo_al.core.base.errors import ProjectError, ParameterError
 from vo_al.core.base.npy import open_npy
 from vo_al.core.learning.precision import PrecisionEstimate, draw_precision_sample, estimate_precision
 from vo_al.core.base.progress import CancelToken, Job, Progress
 from vo_al.core.learning.scoring import predicted_classes, score_pool
-from vo_al.core.learning.classes import TARGET_CLASSES
+from vo_al.core.learning.classes import N_CLASSES, TARGET_CLASSES
 from vo_al.core.learning.strategies import query as run_query
 
 # the steps of an iteration, in order
@@ -35,6 +44,13 @@ TRAIN, SCORE, QUERY, LABEL, ESTIMATE, FINISH, DONE = (
 QUERY_PURPOSE, PRECISION_PURPOSE = "query", "precision"
 # the steps a person starts (LABEL is done spectrum by spectrum, DONE is no step)
 ACTIONS = (TRAIN, SCORE, QUERY, ESTIMATE, FINISH)
+
+# what a committed finish leaves in the project folder
+FINAL_MODEL, FINAL_SCORES, CANDIDATES = "models/final.keras", "scores/final.npy", "candidates.csv"
+SCORE_AGAIN = "score the pool again (`vo-al score`, or Score in the app)"
+FINISH_AGAIN = "run the finish again (`vo-al finish`, or Finish in the app)"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,7 +82,7 @@ class ActiveLearningSession:
         return self.store.iteration_row(it) or {"iteration": it}
 
     def next_step(self) -> str:
-        if self.store.get_final("candidates_path"):
+        if self.store.final_record() is not None:
             return DONE
         row = self.current_row()
         if not row.get("model_path"):
@@ -90,6 +106,8 @@ class ActiveLearningSession:
         enabled = {step} & set(ACTIONS)
         if step == TRAIN and any(r.get("model_path") for r in self.store.iterations()):
             enabled.add(FINISH)
+        if step != DONE and self._scores_are_short():
+            enabled.add(SCORE)
         return enabled
 
     def why_pool_is_fixed(self) -> str | None:
@@ -117,6 +135,20 @@ class ActiveLearningSession:
         if current != step:
             raise ProjectError(f"{self.project.folder}: next step is '{current}', not '{step}'")
 
+    def grow_pool(self, step: str, job: Job[T]) -> Job[T]:
+        """Job: `job`, an ingest or harvest into this project's pool (`step` names it), run
+        under the project lock once the pool may grow (checked under the lock: no train or
+        score of this project can start meanwhile)."""
+        with self.project.writing(step):
+            self.require_pool_may_grow()
+            return (yield from job)
+
+    def _remove_stale_temporaries(self) -> None:
+        """Under the lock: what a killed step left (temporaries of dead processes)."""
+        folder = self.project.folder
+        for where in (folder, folder / "models", folder / "scores"):
+            remove_stale_temporaries(where)
+
     # -- training ----------------------------------------------------------------------------
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:
         """Initial labelled set + every oracle label so far (before balancing)."""
@@ -133,49 +165,96 @@ class ActiveLearningSession:
         """Train the model of the current iteration (or of the next one, if this one is done)."""
         from vo_al.core.learning.model import build_cnn, load_model, save_model, train
 
-        self._require(TRAIN)
-        row = self.current_row()
-        it = row["iteration"] + 1 if row.get("model_path") else row["iteration"]
-        m = self.method
-        x, y = self.training_data()
-        yield Progress("balance", 0, 1, f"{len(y)} labelled spectra")
-        xb, yb = smote_balance(x, y, seed=m.seed + it)
-        yield Progress("balance", 1, 1, f"{len(yb)} after SMOTE")
-        previous = self.store.iteration_row(it - 1) if it > 0 else None
-        if m.warm_start and previous and previous.get("model_path"):
-            model = load_model(self.project.folder / previous["model_path"])
-        else:
-            model = build_cnn(self.project.settings.preprocess.n_points, seed=m.seed + it)
-        report = yield from train(model, xb, yb, batch_size=m.train_batch, patience=m.patience,
-                                  min_delta=m.min_delta, max_epochs=m.max_epochs,
-                                  seed=m.seed + it, cancel=cancel)
-        rel = f"models/iter-{it:03d}.keras"
-        save_model(model, self.project.folder / rel)
-        summary = {"epochs": report.epochs, "best_epoch": report.best_epoch,
-                   "best_loss": report.best_loss, "n_labelled": int(len(y)),
-                   "n_balanced": int(len(yb)),
-                   "class_counts": np.bincount(y, minlength=3).tolist()}
-        self.store.update_iteration(it, model_path=rel, training_json=summary, n_train=int(len(y)))
-        return summary
+        with self.project.writing(TRAIN):
+            self._require(TRAIN)
+            self._remove_stale_temporaries()
+            row = self.current_row()
+            it = row["iteration"] + 1 if row.get("model_path") else row["iteration"]
+            m = self.method
+            x, y = self.training_data()
+            yield Progress("balance", 0, 1, f"{len(y)} labelled spectra")
+            xb, yb = smote_balance(x, y, seed=m.seed + it)
+            yield Progress("balance", 1, 1, f"{len(yb)} after SMOTE")
+            previous = self.store.iteration_row(it - 1) if it > 0 else None
+            if m.warm_start and previous and previous.get("model_path"):
+                model = load_model(self.project.folder / previous["model_path"])
+            else:
+                model = build_cnn(self.project.settings.preprocess.n_points, seed=m.seed + it)
+            report = yield from train(model, xb, yb, batch_size=m.train_batch,
+                                      patience=m.patience, min_delta=m.min_delta,
+                                      max_epochs=m.max_epochs, seed=m.seed + it, cancel=cancel)
+            rel = f"models/iter-{it:03d}.keras"
+            save_model(model, self.project.folder / rel)
+            summary = {"epochs": report.epochs, "best_epoch": report.best_epoch,
+                       "best_loss": report.best_loss, "n_labelled": int(len(y)),
+                       "n_balanced": int(len(yb)),
+                       "class_counts": np.bincount(y, minlength=3).tolist()}
+            self.store.update_iteration(it, model_path=rel, training_json=summary,
+                                        n_train=int(len(y)))
+            return summary
 
     # -- scoring -------------------------------------------------------------------------------
     def score(self, cancel: CancelToken | None = None) -> Job[Path]:
+        """Score the whole pool with the current iteration's model: the step after train, and
+        again whenever the current scores no longer cover the pool (it grew: a pool shared with
+        another project). Query indices stay valid: the pool only grows at its end."""
         from vo_al.core.learning.model import load_model
 
-        self._require(SCORE)
-        row = self.current_row()
-        model = load_model(self.project.folder / row["model_path"])
-        rel = f"scores/iter-{row['iteration']:03d}.npy"
-        yield from score_pool(model, self.project.pool, self.project.folder / rel,
-                              chunk_rows=self.method.score_chunk, cancel=cancel)
-        self.store.update_iteration(row["iteration"], scores_path=rel)
-        return self.project.folder / rel
+        with self.project.writing(SCORE):
+            if self.next_step() == DONE or not self._scores_are_short():
+                self._require(SCORE)
+            self._remove_stale_temporaries()
+            row = self.current_row()
+            model = load_model(self.project.folder / row["model_path"])
+            rel = f"scores/iter-{row['iteration']:03d}.npy"
+            yield from score_pool(model, self.project.pool, self.project.folder / rel,
+                                  chunk_rows=self.method.score_chunk, cancel=cancel)
+            self.store.update_iteration(row["iteration"], scores_path=rel)
+            return self.project.folder / rel
 
     def probabilities(self, iteration: int | None = None) -> np.ndarray:
+        """Class probabilities (N x 3, memory-mapped) of an iteration's scoring.
+
+        Without `iteration`: the current iteration's, checked to cover the pool (its users index
+        the pool with them): ProjectError saying to score again when they do not. With one: that
+        iteration's file as it was written (history: the pool may have grown since)."""
         row = self.current_row(iteration)
         if not row.get("scores_path"):
             raise ProjectError(f"{self.project.folder}: iteration {row['iteration']} not scored")
-        return open_npy(self.project.folder / row["scores_path"])
+        if iteration is not None:
+            return open_npy(self.project.folder / row["scores_path"])
+        return self._pool_scores(row["scores_path"], SCORE_AGAIN)
+
+    def _pool_scores(self, rel: str, cure: str) -> np.ndarray:
+        """The scores file `rel`, only if it holds one row of probabilities per pool spectrum;
+        else ProjectError naming it, the counts and `cure`."""
+        path = self.project.folder / rel
+        try:
+            proba = open_npy(path)
+        except (OSError, ValueError) as exc:
+            raise ProjectError(f"{path}: the scores cannot be read ({exc}): {cure}") from exc
+        if proba.ndim != 2 or proba.shape[1] != N_CLASSES:
+            raise ProjectError(f"{path}: not {N_CLASSES} class probabilities per spectrum "
+                               f"(shape {proba.shape}): {cure}")
+        pool = self.project.pool
+        if len(proba) != len(pool):
+            pool.refresh()          # rows another process committed, or it is short indeed
+        if len(proba) != len(pool):
+            raise ProjectError(f"{path} covers {len(proba)} spectra but the pool holds "
+                               f"{len(pool)} (it changed since they were scored): {cure}")
+        return proba
+
+    def _scores_are_short(self) -> bool:
+        """The current iteration has a model and scores, and the scores do not cover the pool
+        (then `score` may run again whatever the next step)."""
+        row = self.current_row()
+        if not (row.get("model_path") and row.get("scores_path")):
+            return False
+        try:
+            self._pool_scores(row["scores_path"], "")
+        except ProjectError:
+            return True
+        return False
 
     def available_mask(self) -> np.ndarray:
         """Pool spectra not (yet) labelled by the oracle."""
@@ -188,22 +267,23 @@ class ActiveLearningSession:
     # -- query and precision sample -----------------------------------------------------------
     def query(self) -> dict:
         """Choose the oracle batch and the precision sample of the current iteration."""
-        self._require(QUERY)
-        it = self.iteration
-        m = self.method
-        proba = np.asarray(self.probabilities())
-        available = self.available_mask()
-        rng = np.random.default_rng([m.seed, it])
-        batch = run_query(m.strategy, proba, available, m.batch_size, rng)
-        in_batch = np.zeros_like(available)
-        in_batch[batch] = True
-        predicted_target = np.isin(predicted_classes(proba), TARGET_CLASSES)
-        sample = draw_precision_sample(predicted_target, available & ~in_batch,
-                                       m.precision_sample, rng)
-        self.store.update_iteration(it, query_json=[int(i) for i in batch],
-                                    sample_json=[int(i) for i in sample])
-        return {"iteration": it, "batch": batch, "sample": sample,
-                "predicted_targets": int(predicted_target[available].sum())}
+        with self.project.writing(QUERY):
+            self._require(QUERY)
+            it = self.iteration
+            m = self.method
+            proba = np.asarray(self.probabilities())
+            available = self.available_mask()
+            rng = np.random.default_rng([m.seed, it])
+            batch = run_query(m.strategy, proba, available, m.batch_size, rng)
+            in_batch = np.zeros_like(available)
+            in_batch[batch] = True
+            predicted_target = np.isin(predicted_classes(proba), TARGET_CLASSES)
+            sample = draw_precision_sample(predicted_target, available & ~in_batch,
+                                           m.precision_sample, rng)
+            self.store.update_iteration(it, query_json=[int(i) for i in batch],
+                                        sample_json=[int(i) for i in sample])
+            return {"iteration": it, "batch": batch, "sample": sample,
+                    "predicted_targets": int(predicted_target[available].sum())}
 
     def pending(self) -> list[PendingLabel]:
         """Spectra of the current iteration still waiting for a label, oracle batch first."""
@@ -223,32 +303,36 @@ class ActiveLearningSession:
         """Record one label durably (committed before this returns)."""
         if label not in (0, 1, 2):
             raise ParameterError("label", label, "must be 0, 1 or 2")
-        row = self.current_row()
-        item = next((p for p in self.pending() if p.pool_index == pool_index), None)
-        if item is None:
-            raise ProjectError(f"pool spectrum {pool_index} is not waiting for a label in "
-                               f"iteration {row['iteration']}")
-        if item.purpose == QUERY_PURPOSE:
-            self.store.add_oracle_label(pool_index, item.name, label, row["iteration"])
-        else:
-            self.store.add_precision_label(row["iteration"], pool_index, item.name, label)
-        return item
+        with self.project.writing(LABEL):
+            row = self.current_row()
+            item = next((p for p in self.pending() if p.pool_index == pool_index), None)
+            if item is None:
+                raise ProjectError(f"pool spectrum {pool_index} is not waiting for a label in "
+                                   f"iteration {row['iteration']}")
+            if item.purpose == QUERY_PURPOSE:
+                self.store.add_oracle_label(pool_index, item.name, label, row["iteration"])
+            else:
+                self.store.add_precision_label(row["iteration"], pool_index, item.name, label)
+            return item
 
     def undo_label(self) -> tuple | None:
-        return self.store.remove_last_label(self.iteration)
+        with self.project.writing(LABEL):
+            return self.store.remove_last_label(self.iteration)
 
     # -- precision estimate and stop rule -----------------------------------------------------
     def estimate(self) -> PrecisionEstimate:
-        self._require(ESTIMATE)
-        row = self.current_row()
-        labels = self.store.precision_labels(row["iteration"])
-        tp = sum(1 for v in labels.values() if v in TARGET_CLASSES)
-        est = estimate_precision(tp, len(labels), self.method.confidence)
-        oracle = self.store.oracle_labels()
-        found = sum(1 for i in row["query_json"] if oracle.get(i) in TARGET_CLASSES)
-        self.store.update_iteration(row["iteration"], estimate_json={
-            **est.as_dict(), "oracle_targets": found, "oracle_batch": len(row["query_json"])})
-        return est
+        with self.project.writing(ESTIMATE):
+            self._require(ESTIMATE)
+            row = self.current_row()
+            labels = self.store.precision_labels(row["iteration"])
+            tp = sum(1 for v in labels.values() if v in TARGET_CLASSES)
+            est = estimate_precision(tp, len(labels), self.method.confidence)
+            oracle = self.store.oracle_labels()
+            found = sum(1 for i in row["query_json"] if oracle.get(i) in TARGET_CLASSES)
+            self.store.update_iteration(row["iteration"], estimate_json={
+                **est.as_dict(), "oracle_targets": found,
+                "oracle_batch": len(row["query_json"])})
+            return est
 
     def estimates(self) -> list[dict]:
         return [dict(r["estimate_json"], iteration=r["iteration"])
@@ -263,33 +347,63 @@ class ActiveLearningSession:
 
     # -- after the active phase -----------------------------------------------------------------
     def finish(self, cancel: CancelToken | None = None) -> Job[dict]:
-        """Long training from the last model on all labels, final scoring, candidates."""
+        """Long training from the last model on all labels, final scoring, candidates: one unit.
+
+        The long work writes the model, the scores and the candidates under temporary names;
+        then the recorded finish (of an earlier run) is forgotten, the three files are renamed
+        to models/final.keras, scores/final.npy and candidates.csv, and the store commits the
+        new record, LAST. Readers use the final files only while the store has that record, so
+        a finish killed at any moment leaves the project as it was before the finish (the next
+        step is again finish or train; the candidates come from the latest iteration's scores);
+        a temporary it left is removed by the next step. Cancel (between epochs and chunks)
+        changes nothing.
+        """
         from vo_al.core.session.candidates import write_candidates
         from vo_al.core.learning.model import load_model, save_model, train
 
-        step = self.next_step()
-        if step not in (FINISH, TRAIN, DONE):
-            raise ProjectError(f"{self.project.folder}: next step is '{step}': label and "
-                               f"estimate the current iteration first")
-        m = self.method
-        row = self.last_trained()
-        x, y = self.training_data()
-        xb, yb = smote_balance(x, y, seed=m.seed + 1000)
-        model = load_model(self.project.folder / row["model_path"])
-        report = yield from train(model, xb, yb, batch_size=m.train_batch,
-                                  patience=m.long_patience, min_delta=m.long_min_delta,
-                                  max_epochs=m.long_max_epochs, seed=m.seed + 1000, cancel=cancel,
-                                  stage="long-train")
-        save_model(model, self.project.folder / "models/final.keras")
-        scores = yield from score_pool(model, self.project.pool,
-                                       self.project.folder / "scores/final.npy",
-                                       chunk_rows=m.score_chunk, cancel=cancel)
-        path = write_candidates(self, open_npy(scores),
-                                self.project.folder / "candidates.csv")
-        self.store.set_final("long_training", {"epochs": report.epochs,
-                                               "best_loss": report.best_loss})
-        self.store.set_final("candidates_path", path.name)
-        return {"candidates": str(path), "epochs": report.epochs}
+        with self.project.writing(FINISH):
+            step = self.next_step()
+            if step not in (FINISH, TRAIN, DONE):
+                raise ProjectError(f"{self.project.folder}: next step is '{step}': label and "
+                                   f"estimate the current iteration first")
+            self._remove_stale_temporaries()
+            m = self.method
+            row = self.last_trained()
+            x, y = self.training_data()
+            xb, yb = smote_balance(x, y, seed=m.seed + 1000)
+            model = load_model(self.project.folder / row["model_path"])
+            report = yield from train(model, xb, yb, batch_size=m.train_batch,
+                                      patience=m.long_patience, min_delta=m.long_min_delta,
+                                      max_epochs=m.long_max_epochs, seed=m.seed + 1000,
+                                      cancel=cancel, stage="long-train")
+            folder = self.project.folder
+            final = {"model_path": FINAL_MODEL, "scores_path": FINAL_SCORES,
+                     "candidates_path": CANDIDATES}
+            temporary = {key: temporary_sibling(folder / rel, "partial")
+                         for key, rel in final.items()}
+            try:
+                save_model(model, temporary["model_path"])
+                yield from score_pool(model, self.project.pool, temporary["scores_path"],
+                                      chunk_rows=m.score_chunk, cancel=cancel)
+                proba = open_npy(temporary["scores_path"])
+                write_candidates(self, proba, temporary["candidates_path"])
+                if cancel is not None:
+                    cancel.raise_if_cancelled("finish")       # the last moment it changes nothing
+                # the commit: from here to the record, readers see no finish at all
+                self.store.clear_final()
+                for key, rel in final.items():
+                    os.replace(temporary[key], folder / rel)
+                for where in {(folder / rel).parent for rel in final.values()}:
+                    fsync_dir(where)
+                self.store.commit_final({
+                    **final, "long_training": {"epochs": report.epochs,
+                                               "best_loss": report.best_loss},
+                    "iteration": int(row["iteration"]), "pool_rows": int(len(proba)),
+                    "finished": time.time()})
+            finally:
+                for path in temporary.values():
+                    remove_quietly(path)
+            return {"candidates": str(folder / CANDIDATES), "epochs": report.epochs}
 
     def last_trained(self) -> dict:
         """The store's row of the latest iteration that trained a model."""
@@ -299,12 +413,20 @@ class ActiveLearningSession:
         raise ProjectError(f"{self.project.folder}: no model trained yet")
 
     def latest_probabilities(self) -> np.ndarray:
-        final = self.project.folder / "scores/final.npy"
-        if final.exists():
-            return open_npy(final)
+        """The scores the candidates come from (see `latest_scores`)."""
+        return self.latest_scores()[0]
+
+    def latest_scores(self) -> tuple[np.ndarray, str]:
+        """(probabilities, which): the final scores once the finish has committed ('final'),
+        else the latest iteration's ('iteration N'); checked to cover the pool (ProjectError
+        saying what to run again when they do not)."""
+        final = self.store.final_record()
+        if final is not None:
+            return self._pool_scores(final.get("scores_path", FINAL_SCORES), FINISH_AGAIN), "final"
         for row in reversed(self.store.iterations()):
             if row.get("scores_path"):
-                return open_npy(self.project.folder / row["scores_path"])
+                return (self._pool_scores(row["scores_path"], SCORE_AGAIN),
+                        f"iteration {row['iteration']}")
         raise ProjectError(f"{self.project.folder}: the pool has not been scored yet")
 
     # -- summary ---------------------------------------------------------------------------------

@@ -1,22 +1,35 @@
-"""A project folder: settings, the labelled training set, a link to the pool, the session."""
+"""A project folder: settings, the labelled training set, a link to the pool, the session.
+
+One writer at a time: every step that changes a project (train, score, query, label, estimate,
+finish, ingest or harvest into its pool, import-training, a settings change) runs inside
+`Project.writing(step)`, which holds project.lock (an flock, see base.lock: released by the OS
+when its process dies, so a kill -9 never wedges the project). A second writer, in this process
+or another, gets ProjectBusyError at once naming the holder's PID, step and start; nothing
+waits. Reads (status, candidates, export, the dashboard) take no lock.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from vo_al.core.base.atomic import atomic_write_text
-from vo_al.core.base.errors import ParameterError, ProjectError
+from vo_al.core.base.errors import ParameterError, ProjectBusyError, ProjectError
+from vo_al.core.base.lock import FileLock
 from vo_al.core.session.labels import read_label_csv, spectrum_key
 from vo_al.core.base.progress import CancelToken, Job
 from vo_al.core.session.store import SessionStore
 from vo_al.core.session.settings import ProjectSettings, update_settings
 
 PROJECT_FILE = "project.json"
+LOCK_FILE = "project.lock"
 FORMAT_VERSION = 1
 
 
@@ -25,6 +38,7 @@ class Project:
         project.json     format version, pool location, creation time
         settings.json    method and preprocessing parameters
         session.sqlite   labels, iterations, precision estimates (durable per label)
+        project.lock     held (flock) by the one process changing the project; says who
         training/        pool store of the labelled training set (e.g. Ondřejov CCD700)
         models/          iter-NNN.keras checkpoints, final.keras
         scores/          iter-NNN.npy class probabilities of the whole pool
@@ -37,6 +51,7 @@ class Project:
         self._pool = None
         self._training = None
         self._store = None
+        self._writer: int | None = None      # the thread holding project.lock through us
 
     # -- creation ----------------------------------------------------------------------------
     @classmethod
@@ -65,38 +80,46 @@ class Project:
         if not path.exists():
             raise ProjectError(f"{folder}: not a vo-al project (no {PROJECT_FILE})")
         try:
-            info = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            info = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, ValueError) as exc:        # ValueError: not UTF-8, not JSON
             raise ProjectError(f"{path}: unreadable ({exc})") from exc
+        if not isinstance(info, dict):
+            raise ProjectError(f"{path}: not a vo-al project file (a JSON "
+                               f"{type(info).__name__}, not an object)")
         if info.get("format") != FORMAT_VERSION:
             raise ProjectError(f"{path}: format {info.get('format')!r}, expected {FORMAT_VERSION}")
+        if not isinstance(info.get("pool"), str) or not info["pool"]:
+            raise ProjectError(f"{path}: names no pool folder (pool={info.get('pool')!r})")
         return cls(folder, info, ProjectSettings.load(folder / "settings.json"))
 
     def save_settings(self) -> None:
-        self.settings.validate()
-        self.settings.save(self.folder / "settings.json")
+        with self.writing("settings"):
+            self.settings.validate()
+            self.settings.save(self.folder / "settings.json")
 
-    def change_settings(self, method: dict | None = None, preprocess: dict | None = None
-                        ) -> ProjectSettings:
-        """Change method and preprocessing parameters, validated, saved, all or nothing.
+    def change_settings(self, method: dict | None = None, preprocess: dict | None = None,
+                        limits: dict | None = None) -> ProjectSettings:
+        """Change method, preprocessing and limit parameters, validated, saved, all or nothing.
 
-        Values may be strings (from a form or the command line). Method parameters apply from the
-        next step on. Preprocessing parameters cannot change once spectra were preprocessed with
+        Values may be strings (from a form or the command line). Method parameters and limits
+        apply from the next step on. Preprocessing parameters cannot change once spectra were preprocessed with
         them (the pool's and the training set's rows would no longer agree): ParameterError.
         """
-        changed = copy.deepcopy(self.settings)
-        update_settings(changed.method, **(method or {}))
-        for key, value in (preprocess or {}).items():
-            update_settings(changed.preprocess, **{key: value})
-            if getattr(changed.preprocess, key) != getattr(self.settings.preprocess, key) and \
-                    self._has_rows():
-                raise ParameterError(key, value, "cannot change: the pool or training set "
-                                                 "already holds spectra preprocessed with "
-                                                 f"{getattr(self.settings.preprocess, key)!r}")
-        changed.validate()
-        changed.save(self.folder / "settings.json")
-        self.settings = changed
-        return changed
+        with self.writing("settings"):
+            changed = copy.deepcopy(self.settings)
+            update_settings(changed.method, **(method or {}))
+            update_settings(changed.limits, **(limits or {}))
+            for key, value in (preprocess or {}).items():
+                update_settings(changed.preprocess, **{key: value})
+                if getattr(changed.preprocess, key) != getattr(self.settings.preprocess, key) \
+                        and self._has_rows():
+                    raise ParameterError(key, value, "cannot change: the pool or training set "
+                                                     "already holds spectra preprocessed with "
+                                                     f"{getattr(self.settings.preprocess, key)!r}")
+            changed.validate()
+            changed.save(self.folder / "settings.json")
+            self.settings = changed
+            return changed
 
     def _has_rows(self) -> bool:
         return len(self.pool) > 0 or len(self.training) > 0
@@ -137,6 +160,34 @@ class Project:
             self._store.close()
             self._store = None
 
+    # -- one writer --------------------------------------------------------------------------
+    @contextmanager
+    def writing(self, step: str) -> Iterator[None]:
+        """Hold the project lock while `step` changes the project (see the module docstring).
+
+        ProjectBusyError at once when another process, or another Project object or thread of
+        this one, holds it. Nested in the holding thread (a step inside a step) it is the same
+        lock. A step that is a job takes it when it starts, so it checks the session's state
+        under the lock, and keeps it until it ends, is cancelled or fails."""
+        me = threading.get_ident()
+        if self._writer == me:
+            yield
+            return
+        lock = FileLock(self.folder / LOCK_FILE)
+        try:
+            holder = lock.try_acquire(step)
+        except OSError as exc:
+            raise ProjectError(f"{self.folder}: cannot take the project lock {LOCK_FILE} for "
+                               f"{step} ({exc.strerror or exc})") from exc
+        if holder is not None:
+            raise ProjectBusyError(self.folder, holder.pid, holder.step, holder.since)
+        self._writer = me
+        try:
+            yield
+        finally:
+            self._writer = None
+            lock.release()
+
     # -- the labelled training set -------------------------------------------------------------
     def import_training_set(self, folder: Path, labels_csv: Path, workers: int = 2,
                             cancel: CancelToken | None = None,
@@ -147,17 +198,20 @@ class Project:
         published Ondřejov CCD700 labels)."""
         from vo_al.core.pool.ingest import ingest_folder
 
-        labels = {spectrum_key(n): v for n, v in read_label_csv(labels_csv, scheme)}
-        report = yield from ingest_folder(self.training, folder, settings=self.settings.preprocess,
-                                          workers=workers, cancel=cancel)
-        names = self.training.metadata(columns=["name"])["name"]
-        keys = [spectrum_key(n) for n in names]
-        keep = [(n, labels[k]) for n, k in zip(names, keys) if k in labels]
-        if not keep:
-            raise ProjectError(f"{labels_csv}: no label matches a spectrum in {folder}")
-        self.store.set_training_labels([n for n, _ in keep], [v for _, v in keep])
-        return {"ingested": report.added, "rejected": len(report.rejected),
-                "labelled": len(keep), "unlabelled": len(names) - len(keep)}
+        with self.writing("import-training"):
+            labels = {spectrum_key(n): v for n, v in read_label_csv(labels_csv, scheme)}
+            report = yield from ingest_folder(self.training, folder,
+                                              settings=self.settings.preprocess,
+                                              workers=workers, cancel=cancel,
+                                              limits=self.settings.limits)
+            names = self.training.metadata(columns=["name"])["name"]
+            keys = [spectrum_key(n) for n in names]
+            keep = [(n, labels[k]) for n, k in zip(names, keys) if k in labels]
+            if not keep:
+                raise ProjectError(f"{labels_csv}: no label matches a spectrum in {folder}")
+            self.store.set_training_labels([n for n, _ in keep], [v for _, v in keep])
+            return {"ingested": report.added, "rejected": len(report.rejected),
+                    "labelled": len(keep), "unlabelled": len(names) - len(keep)}
 
     def training_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(rows, labels) of the initial labelled set."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, asdict, fields
+from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 
-from vo_al.core.base.errors import ParameterError
+from vo_al.core.base.errors import ParameterError, ProjectError
+from vo_al.core.base.limits import LimitSettings
 from vo_al.core.spectra.settings import PreprocessSettings
 
 @dataclass
@@ -57,24 +58,44 @@ class MethodSettings:
 class ProjectSettings:
     method: MethodSettings
     preprocess: PreprocessSettings
+    limits: LimitSettings = field(default_factory=LimitSettings)   # bounds, not method
 
     @classmethod
     def default(cls) -> "ProjectSettings":
-        return cls(MethodSettings(), PreprocessSettings())
+        return cls(MethodSettings(), PreprocessSettings(), LimitSettings())
+
+    def sections(self) -> dict:
+        """{'method': MethodSettings, 'preprocess': PreprocessSettings, 'limits': LimitSettings}"""
+        return {"method": self.method, "preprocess": self.preprocess, "limits": self.limits}
 
     def validate(self) -> None:
-        self.method.validate()
-        self.preprocess.validate()
+        for section in self.sections().values():
+            section.validate()
 
     def to_json(self) -> str:
-        return json.dumps({"method": asdict(self.method), "preprocess": asdict(self.preprocess)},
+        return json.dumps({name: asdict(s) for name, s in self.sections().items()},
                           indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str, origin: str = "settings") -> "ProjectSettings":
-        raw = json.loads(text)
-        return cls(_build(MethodSettings, raw.get("method", {}), origin),
-                   _build(PreprocessSettings, raw.get("preprocess", {}), origin))
+        """Settings from their JSON text, `origin` (the file) named in every error: ProjectError
+        when it is not JSON or not an object of sections, ParameterError naming the section or
+        parameter (an unknown one, or a value of the wrong type)."""
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise ProjectError(f"{origin}: settings are unreadable (not JSON: {exc})") from None
+        if not isinstance(raw, dict):
+            raise ProjectError(f"{origin}: settings are not a JSON object of sections "
+                               f"({type(raw).__name__})")
+        kinds = {name: type(section) for name, section in cls.default().sections().items()}
+        for name in raw:
+            if name not in kinds:
+                raise ParameterError(name, raw[name], f"unknown settings section in {origin} "
+                                                      f"(known: {', '.join(kinds)})")
+        # a settings.json of vo-al 0.1 has no 'limits': the defaults
+        return cls(**{name: _build(kind, raw.get(name, {}), origin, name)
+                      for name, kind in kinds.items()})
 
     def save(self, path: Path) -> None:
         from vo_al.core.base.atomic import atomic_write_text
@@ -83,16 +104,41 @@ class ProjectSettings:
 
     @classmethod
     def load(cls, path: Path) -> "ProjectSettings":
-        settings = cls.from_json(Path(path).read_text(), str(path))
-        settings.validate()
+        """A project's settings.json, checked; every error names the file (ProjectError when it
+        is missing or unreadable, ParameterError for a value). Nothing is written."""
+        path = Path(path)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            raise ProjectError(f"{path}: the project's settings file is missing") from None
+        except OSError as exc:
+            raise ProjectError(f"{path}: settings are unreadable ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise ProjectError(f"{path}: settings are unreadable (not UTF-8 text: {exc})") \
+                from None
+        settings = cls.from_json(text, str(path))
+        try:
+            settings.validate()
+        except ParameterError as exc:
+            raise ParameterError(exc.name, exc.value,
+                                 f"{getattr(exc, 'expected', exc)} (in {path})") from None
         return settings
 
 
-def _build(kind, values: dict, origin: str):
+def _build(kind, values, origin: str, section: str):
+    """A settings dataclass from a section's JSON object: every key known and of its type."""
+    if not isinstance(values, dict):
+        raise ProjectError(f"{origin}: section {section!r} is a {type(values).__name__}, not "
+                           "an object of parameters")
     known = {f.name: f for f in fields(kind)}
-    for key in values:
+    defaults = kind()
+    for key, value in values.items():
         if key not in known:
-            raise ParameterError(key, values[key], f"unknown {kind.__name__} parameter in {origin}")
+            raise ParameterError(key, value, f"unknown {kind.__name__} parameter in {origin}")
+        expected = type(getattr(defaults, key))
+        allowed = (int, float) if expected is float else (expected,)
+        if not isinstance(value, allowed) or (isinstance(value, bool) and expected is not bool):
+            raise ParameterError(key, value, f"must be a {expected.__name__} (in {origin})")
     return kind(**values)
 
 

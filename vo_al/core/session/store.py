@@ -2,7 +2,9 @@
 
 Every label is its own committed transaction in WAL mode with synchronous=FULL: once `label()`
 returns, the label survives a kill -9 or a power cut. Arrays (scores) and models live in files
-beside the database and are referenced from it only after they were written atomically.
+beside the database and are referenced from it only after they were written atomically. The
+final step (model, scores, candidates) counts only once `commit_final` has recorded it, in one
+transaction after its three files were renamed into place.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+
+from vo_al.core.base.errors import ProjectError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,12 +39,41 @@ CREATE TABLE IF NOT EXISTS final (
 
 class SessionStore:
     def __init__(self, path: Path):
+        """Open (or create) the session database. A file that is not one, another program's
+        SQLite database or a damaged one is a ProjectError naming it, and is left as it is:
+        it is checked before the first write."""
         self.path = Path(path)
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
-                                  check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
+                                      check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ProjectError(f"{self.path}: the session database cannot be opened ({exc})") \
+                from exc
+        try:
+            self._check()
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise ProjectError(f"{self.path}: not a readable vo-al session database ({exc}); "
+                               "it was left as it is") from exc
+        except ProjectError:
+            self.db.close()
+            raise
+
+    def _check(self) -> None:
+        """Before anything is written: the file is empty or a sound database with our tables."""
+        tables = {row[0] for row in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "oracle_labels" not in tables:
+            raise ProjectError(f"{self.path}: not a vo-al session database (its tables: "
+                               f"{', '.join(sorted(tables))}); it was left as it is")
+        problems = [row[0] for row in self.db.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            shown = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
+            raise ProjectError(f"{self.path}: the session database is damaged ({shown}); it was "
+                               "left as it is")
 
     def close(self) -> None:
         self.db.close()
@@ -144,9 +177,31 @@ class SessionStore:
             "SELECT pool_index, label FROM precision_labels WHERE iteration=?", (iteration,)))
 
     # -- final state -------------------------------------------------------------------------
-    def set_final(self, key: str, value) -> None:
-        self.db.execute("INSERT OR REPLACE INTO final VALUES (?, ?)", (key, json.dumps(value)))
+    # The finish is committed by one transaction writing the whole `final` table, after its
+    # files were renamed into place; its key `candidates_path` is the mark (the last key older
+    # versions wrote). Until then the final files, whatever is on disk, are not the project's.
+    def commit_final(self, record: dict) -> None:
+        """Record a finish as one unit: every key of `record` (it must name candidates_path),
+        replacing whatever an earlier finish recorded."""
+        if "candidates_path" not in record:
+            raise ValueError("a final record names its candidates_path")
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM final")
+            self.db.executemany("INSERT INTO final VALUES (?, ?)",
+                                [(k, json.dumps(v)) for k, v in record.items()])
+
+    def clear_final(self) -> None:
+        """Forget the recorded finish (before a new one replaces its files)."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM final")
+
+    def final_record(self) -> dict | None:
+        """The committed finish ({key: value}), or None when no finish has committed."""
+        record = {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM final")}
+        return record if record.get("candidates_path") else None
 
     def get_final(self, key: str, default=None):
-        row = self.db.execute("SELECT value FROM final WHERE key=?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        record = self.final_record() or {}
+        return record.get(key, default)

@@ -4,7 +4,8 @@ Layouts, detected from the headers (never from the file name):
 
 * ``lamost-image``: LAMOST DR1-DR5, a 2-D primary image whose rows are flux, inverse variance,
   wavelength (DR1: a normalised flux instead), andmask, ormask. The wavelength is always computed
-  from COEFF0/COEFF1 (log10 λ = COEFF0 + COEFF1·i, vacuum), which is right for both DR1 and DR2+.
+  from COEFF0/COEFF1 (log10 λ = COEFF0 + COEFF1·i, vacuum), which is right for both DR1 and DR2+;
+  where EXTEN0 says row 3 is the wavelength, it must agree with that axis.
 * ``lamost-table``: later LAMOST releases, one row of vector columns FLUX, IVAR, WAVELENGTH,
   ANDMASK, ORMASK in binary-table HDU 1 (column names in any case), OBSID in the primary header.
 * ``ccd700``: a 1-D primary image on a linear AIR wavelength axis (CRVAL1, CDELT1 or CD1_1,
@@ -14,67 +15,74 @@ Mask choice for LAMOST: a pixel is bad where ANDMASK != 0 (bad in every exposure
 variance is not > 0, or where the flux is not finite. ORMASK (bad in at least one exposure) is not
 used: it flags large parts of good spectra near sky lines and would throw away usable pixels.
 
-Speed: the LAMOST image layout is the bulk of an ingest (millions of files), so it has a fast path
-that parses the primary header cards itself and reads the pixels with `numpy.frombuffer`; anything
-the fast path does not recognise with certainty goes through astropy (`memmap=False`,
-`lazy_load_hdus=True`, no Table objects).
+What is rejected (SpectrumReadError naming the file and the reason, never a guess): a file whose
+decompressed size passes LimitSettings.max_spectrum_bytes, whose structure contradicts its
+headers (see fits_header.split_hdus), whose keywords the reader uses are not valid values of
+their kind (NaN, Inf, T for a number, two cards with different values), or whose keywords
+contradict each other (COEFF0 vs CRVAL1, CDELT1 vs CD1_1, LAMOST keywords on a 1-D image).
+Any other failure inside a reader (astropy, numpy) is turned into a SpectrumReadError too.
+
+Speed: an ingest reads millions of files, so headers are parsed by `fits_header` (no astropy
+Header objects) and unscaled image pixels are read with `numpy.frombuffer`; astropy reads only
+binary tables and scaled images (BSCALE/BZERO/BLANK), from the bytes already in memory.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
-import zlib
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
 from vo_al.core.base.errors import SpectrumReadError
+from vo_al.core.base.limits import DEFAULT_LIMITS, LimitSettings
+from vo_al.core.spectra.fits_header import (BITPIX_DTYPES, Hdu, NotSpectrum, RawHeader,
+                                            Unparsable, fits_bytes, parse_value, read_fits_file,
+                                            split_hdus)
 from vo_al.core.spectra.preprocess import air_to_vacuum
 from vo_al.core.spectra.record import Spectrum, SpectrumMeta
+
+# fits_bytes lives in fits_header; re-exported here, where the download checks look for it
+__all__ = ["CCD700", "LAMOST_IMAGE", "LAMOST_TABLE", "LAYOUTS", "detect_layout", "fits_bytes",
+           "read_spectrum", "spectrum_name"]
 
 LAMOST_IMAGE = "lamost-image"
 LAMOST_TABLE = "lamost-table"
 CCD700 = "ccd700"
 LAYOUTS = (LAMOST_IMAGE, LAMOST_TABLE, CCD700)
 
-_FITS_BLOCK = 2880
-_CARD = 80
-_END_CARD = "END".ljust(80)
-GZIP_MAGIC = b"\x1f\x8b"
-FITS_MAGIC = b"SIMPLE  ="        # the first card of every FITS file
-_BITPIX_DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
-# header keywords whose presence marks a 2-D primary image as a LAMOST spectrum
+# header keywords whose presence marks a primary image as a LAMOST spectrum
 _LAMOST_MARKERS = ("EXTEN0", "ROW1", "COEFF0")
-_TABLE_COLUMNS = ("flux", "ivar", "wavelength", "andmask", "ormask")
-
-
-class _NotSpectrum(Exception):
-    """Internal: the content is not a spectrum we know; carries the human-readable reason."""
+_SCALING = ("BSCALE", "BZERO", "BLANK")
+_ANGSTROM = (1000.0, 100000.0)          # a wavelength axis outside this is not in Angstrom
+_LAMOST_COEFF0 = (2.5, 5.0)             # log10 of the first wavelength
+_AGREE_LOG = 1e-7                       # two cards of one log10 wavelength (0.002 Å at 6500 Å)
+_AGREE_STEP = 1e-6                      # two cards of one step, relative
 
 
 # ---------------------------------------------------------------- public API
 
-def read_spectrum(path) -> Spectrum:
+def read_spectrum(path, limits: LimitSettings | None = DEFAULT_LIMITS) -> Spectrum:
     """Read a LAMOST (image or table layout) or CCD700 FITS file, plain or gzipped.
 
-    Raises SpectrumReadError(path, reason) for anything that is not a usable spectrum.
+    Reads and decompresses at most `limits.max_spectrum_bytes` (the project's
+    `settings.limits`; None: DEFAULT_LIMITS; a spectrum is well under 1 MB). Raises
+    SpectrumReadError(path, reason) for anything that is not a usable spectrum: every failure,
+    of whatever kind, names the file.
     """
     path = Path(path)
     try:
-        raw = _read_bytes(path)
-    except OSError as exc:
-        raise SpectrumReadError(path, f"cannot read file: {exc}") from exc
-    try:
-        fast = _try_fast_lamost_image(raw, path)
-        return fast if fast is not None else _read_with_astropy(raw, path)
-    except _NotSpectrum as exc:
+        raw = read_fits_file(path, (limits or DEFAULT_LIMITS).max_spectrum_bytes)
+        return _spectrum_from_bytes(raw, path)
+    except SpectrumReadError:
+        raise
+    except NotSpectrum as exc:
         raise SpectrumReadError(path, str(exc)) from None
-    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError) as exc:
-        # astropy raises these for corrupt or truncated FITS structures
-        raise SpectrumReadError(path, f"corrupt or truncated FITS file: {exc}") from exc
+    except MemoryError:
+        raise                  # the machine's state, not the file's: never reject a file for it
+    except Exception as exc:   # noqa: BLE001 - astropy/numpy on a corruption not named above
+        raise SpectrumReadError(path, f"corrupt FITS file ({type(exc).__name__}: {exc})") from exc
 
 
 def detect_layout(hdul: fits.HDUList) -> str:
@@ -82,34 +90,14 @@ def detect_layout(hdul: fits.HDUList) -> str:
 
     Raises SpectrumReadError naming the file when it is FITS but not a spectrum we know.
     """
+    where = hdul.filename() or "<memory>"
     try:
-        return _detect_layout(hdul)
-    except _NotSpectrum as exc:
-        raise SpectrumReadError(hdul.filename() or "<memory>", str(exc)) from None
-
-
-def fits_bytes(raw: bytes, where, head_only: bool = False) -> bytes:
-    """The FITS content of a file's bytes `raw`: gunzipped when they start with the gzip magic.
-
-    Raises SpectrumReadError(where, reason) when `raw` is empty, a broken gzip stream or not
-    FITS (no SIMPLE card at the start). With `head_only`, `raw` is only the start of a file (a
-    download's first block) and only its first card is unpacked: enough to see the FITS magic,
-    not to find a truncated stream.
-    """
-    if not raw:
-        raise SpectrumReadError(where, "empty file (0 bytes)")
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            if head_only:
-                raw = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, _CARD)
-            else:
-                raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise SpectrumReadError(where, f"broken gzip stream (truncated?): {exc}") from None
-    if not raw.startswith(FITS_MAGIC):
-        raise SpectrumReadError(where, f"not a FITS file (no SIMPLE card at the start: "
-                                       f"{raw[:20]!r})")
-    return raw
+        return _layout([hdu.header for hdu in hdul])
+    except NotSpectrum as exc:
+        raise SpectrumReadError(where, str(exc)) from None
+    except Exception as exc:   # noqa: BLE001 - astropy on an unparsable card
+        raise SpectrumReadError(where, f"corrupt FITS header ({type(exc).__name__}: {exc})"
+                                ) from exc
 
 
 def spectrum_name(path) -> str:
@@ -118,315 +106,361 @@ def spectrum_name(path) -> str:
     return name[:-3] if name.lower().endswith(".gz") else name
 
 
-# ---------------------------------------------------------------- bytes and layout
+# ---------------------------------------------------------------- layout
 
-def _read_bytes(path: Path) -> bytes:
-    """The whole (decompressed) file: spectra are small, and one read is faster than seeks."""
-    with open(path, "rb") as fh:
-        return fits_bytes(fh.read(), path)
+def _is_lamost(header) -> bool:
+    return any(key in header for key in _LAMOST_MARKERS) or \
+        _text(header, "TELESCOP").upper() == "LAMOST"
 
 
 def _primary_layout(header) -> str | None:
     """Layout from the primary header alone; None means 'look at extension 1'."""
-    naxis = int(header.get("NAXIS", 0) or 0)
+    naxis = header.get("NAXIS", 0)
     if naxis == 2:
-        if not any(key in header for key in _LAMOST_MARKERS) and \
-                str(header.get("TELESCOP", "")).strip().upper() != "LAMOST":
-            raise _NotSpectrum(
+        if not _is_lamost(header):
+            raise NotSpectrum(
                 f"2-D image ({header.get('NAXIS2')}x{header.get('NAXIS1')}) without LAMOST "
                 "spectrum keywords (EXTEN0/ROW1/COEFF0): not a spectrum")
         return LAMOST_IMAGE
     if naxis == 1:
+        if _is_lamost(header):
+            # a LAMOST file is a 2-D image or a table: NAXIS = 1 would read its flux row as a
+            # CCD700 spectrum in air (shifted to vacuum, blurred): garbage that looks fine
+            raise NotSpectrum("NAXIS = 1 in a LAMOST header (EXTEN0/ROW1/COEFF0/TELESCOP): "
+                              "a LAMOST spectrum is never a 1-D image; the header contradicts "
+                              "itself")
         return CCD700
     if naxis == 0:
         return None
-    raise _NotSpectrum(f"{naxis}-D primary image: not a 1-D spectrum")
+    raise NotSpectrum(f"{naxis}-D primary image: not a 1-D spectrum")
 
 
-def _detect_layout(hdul: fits.HDUList) -> str:
-    layout = _primary_layout(hdul[0].header)
+def _layout(headers: list) -> str:
+    """The layout of a file from its HDU headers (astropy Headers or RawHeaders)."""
+    layout = _primary_layout(headers[0])
     if layout is not None:
         return layout
-    try:
-        ext = hdul[1]
-    except IndexError:
-        raise _NotSpectrum("primary HDU has no data and there is no extension") from None
-    if not isinstance(ext, fits.BinTableHDU):
-        raise _NotSpectrum(f"HDU 1 is a {type(ext).__name__}, not a binary table spectrum")
-    names = {name.lower() for name in ext.columns.names}
-    if "flux" not in names:
-        raise _NotSpectrum(f"binary table in HDU 1 has no FLUX column (columns: "
-                           f"{', '.join(ext.columns.names) or 'none'})")
+    if len(headers) < 2:
+        raise NotSpectrum("primary HDU has no data and there is no extension")
+    ext = headers[1]
+    kind = str(ext.get("XTENSION", "")).strip().upper()
+    if kind != "BINTABLE":
+        raise NotSpectrum(f"HDU 1 is a {kind or 'headerless'} extension, not a binary table "
+                          "spectrum")
+    names = _column_names(ext)
+    if "flux" not in {name.lower() for name in names}:
+        raise NotSpectrum(f"binary table in HDU 1 has no FLUX column (columns: "
+                          f"{', '.join(names) or 'none'})")
     return LAMOST_TABLE
 
 
-# ---------------------------------------------------------------- fast LAMOST image path
-
-class _RawHeader:
-    """Just enough of a FITS header parser for the fixed LAMOST layout: keyword -> value text."""
-
-    def __init__(self, cards: dict):
-        self._cards = cards
-
-    def __contains__(self, key) -> bool:
-        return key in self._cards
-
-    def get(self, key, default=None):
-        text = self._cards.get(key)
-        if text is None:
-            return default
-        return _parse_value(text, default)
+def _column_names(header) -> list:
+    count = header.get("TFIELDS", 0)
+    count = count if isinstance(count, int) and not isinstance(count, bool) else 0
+    return [str(header.get(f"TTYPE{i}", "")).strip() for i in range(1, min(count, 999) + 1)]
 
 
-def _parse_value(text: str, default):
-    text = text.strip()
-    if text.startswith("'"):
-        # string: ends at the first single quote not doubled; '' is an escaped quote
-        out, i = [], 1
-        while i < len(text):
-            ch = text[i]
-            if ch == "'":
-                if text[i + 1:i + 2] == "'":
-                    out.append("'")
-                    i += 2
-                    continue
-                break
-            out.append(ch)
-            i += 1
-        return "".join(out).rstrip()
-    value = text.split("/", 1)[0].strip()
-    if value == "T":
-        return True
-    if value == "F":
-        return False
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        pass
-    try:
-        return float(value.replace("D", "E"))
-    except ValueError:
-        return value
+def _spectrum_from_bytes(raw: bytes, path: Path) -> Spectrum:
+    hdus = split_hdus(raw)
+    primary = hdus[0].header
+    layout = _layout([hdu.header for hdu in hdus])
+    if layout == LAMOST_TABLE:
+        return _lamost_table_spectrum(raw, primary, hdus[1].header, path)
+    data = _image_data(raw, hdus[0])
+    if layout == LAMOST_IMAGE:
+        return _lamost_image_spectrum(primary, data, path)
+    return _ccd700_spectrum(primary, data, path)
 
 
-def _parse_primary_header(raw: bytes) -> tuple[_RawHeader, int] | None:
-    """Cards of the primary header and the offset of its data, or None if no END card."""
-    cards: list = []
-    for block_start in range(0, len(raw) - _FITS_BLOCK + 1, _FITS_BLOCK):
-        # one decode and C-level slicing per block: parsing card by card in bytes is 3x slower
-        text = raw[block_start:block_start + _FITS_BLOCK].decode("latin-1")
-        block = [text[i:i + _CARD] for i in range(0, _FITS_BLOCK, _CARD)]
-        if _END_CARD in block:
-            cards.extend(block[:block.index(_END_CARD)])
-            values = {card[:8].rstrip(): card[10:] for card in reversed(cards)
-                      if card[8:10] == "= "}
-            return _RawHeader(values), block_start + _FITS_BLOCK
-        cards.extend(block)
-    return None
+def _image_data(raw: bytes, hdu: Hdu) -> np.ndarray:
+    """The primary image: numpy over the bytes, or astropy where scaling keywords apply
+    (split_hdus has checked their values)."""
+    if any(key in hdu.header for key in _SCALING):
+        with _astropy(raw) as hdul:
+            return np.asarray(hdul[0].data)
+    count = hdu.data_size // np.dtype(BITPIX_DTYPES[hdu.bitpix]).itemsize
+    data = np.frombuffer(raw, dtype=BITPIX_DTYPES[hdu.bitpix], count=count,
+                         offset=hdu.data_start)
+    return data.reshape(hdu.shape)
 
 
-def _try_fast_lamost_image(raw: bytes, path: Path) -> Spectrum | None:
-    """The LAMOST image layout without astropy, or None to let astropy decide."""
-    parsed = _parse_primary_header(raw)
-    if parsed is None:
-        return None
-    header, data_start = parsed
-    if header.get("NAXIS") != 2 or _primary_layout_or_none(header) != LAMOST_IMAGE:
-        return None
-    dtype = _BITPIX_DTYPES.get(header.get("BITPIX"))
-    if dtype is None or "BSCALE" in header or "BZERO" in header or "BLANK" in header:
-        return None                      # scaled data: let astropy apply the scaling
-    n_pix, n_rows = int(header.get("NAXIS1", 0)), int(header.get("NAXIS2", 0))
-    n_bytes = n_pix * n_rows * np.dtype(dtype).itemsize
-    if len(raw) < data_start + n_bytes:
-        raise _NotSpectrum(f"file is truncated: {len(raw)} bytes, the header announces "
-                           f"{data_start + n_bytes}")
-    data = np.frombuffer(raw, dtype=dtype, count=n_pix * n_rows, offset=data_start)
-    return _lamost_image_spectrum(header, data.reshape(n_rows, n_pix), path)
+def _astropy(raw: bytes) -> fits.HDUList:
+    """astropy over bytes already checked by split_hdus (no memmap, no Table objects)."""
+    return fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=True)
 
 
-def _primary_layout_or_none(header) -> str | None:
-    try:
-        return _primary_layout(header)
-    except _NotSpectrum:
-        return None
+# ---------------------------------------------------------------- wavelength axes
+
+def _checked_axis(axis: np.ndarray, source: str) -> np.ndarray:
+    """`axis` if it is a strictly increasing axis in Angstrom, else NotSpectrum."""
+    if not np.all(np.isfinite(axis)) or not np.all(np.diff(axis) > 0):
+        raise NotSpectrum(f"the wavelength axis from {source} is not finite and strictly "
+                          "increasing")
+    if not (_ANGSTROM[0] < axis[0] and axis[-1] < _ANGSTROM[1]):
+        raise NotSpectrum(f"wavelength axis {axis[0]:.4g}-{axis[-1]:.4g} (from {source}) is "
+                          "not in Angstrom")
+    return axis
 
 
-# ---------------------------------------------------------------- astropy path
+def _agree(key: str, value: float, other: str, other_value: float | None, tolerance: float,
+           relative: bool) -> None:
+    """Two cards that state the same quantity must agree (NotSpectrum naming both)."""
+    if other_value is None:
+        return
+    scale = abs(value) if relative else 1.0
+    if not abs(other_value - value) <= tolerance * scale:
+        raise NotSpectrum(f"{key} = {value!r} but {other} = {other_value!r}: they state the "
+                          "same wavelength axis and disagree; the header contradicts itself")
 
-def _read_with_astropy(raw: bytes, path: Path) -> Spectrum:
-    with fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=True) as hdul:
-        layout = _detect_layout(hdul)
-        if layout == LAMOST_IMAGE:
-            return _lamost_image_spectrum(hdul[0].header, hdul[0].data, path)
-        if layout == LAMOST_TABLE:
-            return _lamost_table_spectrum(hdul[0].header, hdul[1], path)
-        return _ccd700_spectrum(hdul[0].header, hdul[0].data, path)
+
+def _step(header: RawHeader) -> tuple[str, float | None]:
+    """CDELT1 or CD1_1 (which must agree when both are there): (keyword, value)."""
+    cdelt, cd = header.number("CDELT1"), header.number("CD1_1")
+    if cdelt is not None and cd is not None:
+        _agree("CDELT1", cdelt, "CD1_1", cd, _AGREE_STEP, relative=True)
+    return ("CDELT1", cdelt) if cdelt is not None else ("CD1_1", cd)
+
+
+def _reference_pixel(header: RawHeader) -> float:
+    ref = header.number("CRPIX1")
+    return 1.0 if ref is None else ref
+
+
+def _dc_flag(header: RawHeader) -> int:
+    """IRAF's DC-FLAG: 0 (or absent) linear, 1 log-linear; -1 (not calibrated) and others are
+    no wavelength axis."""
+    flag = header.integer("DC-FLAG")
+    if flag not in (None, 0, 1):
+        raise NotSpectrum(f"DC-FLAG = {flag}: the spectrum is not dispersion-corrected "
+                          "(0 linear or 1 log-linear)")
+    return 0 if flag is None else flag
+
+
+def _lamost_wavelength(header: RawHeader, n_pix: int) -> tuple[np.ndarray, float]:
+    """(axis, COEFF1): the log-linear vacuum axis, checked against its WCS twin cards."""
+    coeff0, coeff1 = header.number("COEFF0"), header.number("COEFF1")
+    # CRVAL1/CD1_1 state the same axis in WCS form (value at pixel CRPIX1)
+    step_key, step = _step(header)
+    crval = header.number("CRVAL1")
+    start = None if crval is None or step is None else \
+        crval - (_reference_pixel(header) - 1.0) * step
+    if coeff1 is None:
+        coeff1 = step
+    elif step is not None:
+        _agree("COEFF1", coeff1, step_key, step, _AGREE_STEP, relative=True)
+    if coeff0 is None:
+        coeff0 = start
+    elif start is not None:
+        _agree("COEFF0", coeff0, "CRVAL1 at pixel 1", start, _AGREE_LOG, relative=False)
+    if coeff0 is None or coeff1 is None:
+        raise NotSpectrum("LAMOST image without numeric COEFF0/COEFF1 (log10 wavelength "
+                          "keywords): cannot build the wavelength axis")
+    if _dc_flag(header) != 1 and "DC-FLAG" in header:
+        raise NotSpectrum("DC-FLAG = 0 (linear) in a LAMOST header whose COEFF0/COEFF1 are "
+                          "log10: the header contradicts itself")
+    if not coeff1 > 0:
+        raise NotSpectrum(f"COEFF1={coeff1}: the wavelength step must be positive")
+    if not _LAMOST_COEFF0[0] < coeff0 < _LAMOST_COEFF0[1]:
+        raise NotSpectrum(f"COEFF0={coeff0} is not a log10 wavelength in Angstrom")
+    with np.errstate(over="ignore"):
+        axis = 10.0 ** (coeff0 + coeff1 * np.arange(n_pix))
+    return _checked_axis(axis, "COEFF0/COEFF1"), coeff1
+
+
+def _check_wavelength_row(header: RawHeader, row: np.ndarray, axis: np.ndarray,
+                          coeff1: float) -> None:
+    """Where EXTEN0 names row 3 the wavelength, it must be the axis COEFF0/COEFF1 give, to a
+    quarter pixel (NaN pixels are not compared): otherwise the rows are not where the header
+    says (NAXISn or BITPIX changed, rows swapped)."""
+    words = _text(header, "EXTEN0").split()
+    if len(words) < 3 or words[2].lower() != "wavelength":
+        return                                  # DR1: row 3 is a normalised flux
+    tolerance = 0.25 * coeff1 * np.log(10.0) * axis
+    with np.errstate(invalid="ignore", over="ignore"):
+        off = np.abs(row.astype(np.float64) - axis) > tolerance
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise NotSpectrum(f"the wavelength row (row 3 by EXTEN0) holds {float(row[i]):.2f} at "
+                          f"pixel {i} where COEFF0/COEFF1 give {axis[i]:.2f} A: the data are not "
+                          "where the header says")
 
 
 # ---------------------------------------------------------------- layout readers
 
-@lru_cache(maxsize=32)
-def _log_linear_axis(coeff0: float, coeff1: float, n_pix: int) -> np.ndarray:
-    axis = 10.0 ** (coeff0 + coeff1 * np.arange(n_pix))
-    axis.setflags(write=False)
-    return axis
-
-
-def _lamost_wavelength(header, n_pix: int) -> np.ndarray:
-    coeff0 = header.get("COEFF0", header.get("CRVAL1"))
-    coeff1 = header.get("COEFF1", header.get("CD1_1", header.get("CDELT1")))
-    if not isinstance(coeff0, (int, float)) or not isinstance(coeff1, (int, float)):
-        raise _NotSpectrum("LAMOST image without numeric COEFF0/COEFF1 (log10 wavelength "
-                           "keywords): cannot build the wavelength axis")
-    if not coeff1 > 0:
-        raise _NotSpectrum(f"COEFF1={coeff1}: the wavelength step must be positive")
-    if not 2.5 < coeff0 < 5.0:
-        raise _NotSpectrum(f"COEFF0={coeff0} is not a log10 wavelength in Angstrom")
-    return _log_linear_axis(float(coeff0), float(coeff1), n_pix).copy()
-
-
-def _lamost_image_spectrum(header, data, path: Path) -> Spectrum:
+def _lamost_image_spectrum(header: RawHeader, data, path: Path) -> Spectrum:
     if data is None or data.ndim != 2:
-        raise _NotSpectrum("LAMOST image layout without a 2-D data array")
+        raise NotSpectrum("LAMOST image layout without a 2-D data array")
     n_rows, n_pix = data.shape
     if n_rows < 2 or n_pix < 2:
-        raise _NotSpectrum(f"LAMOST image of {n_rows}x{n_pix}: needs at least flux and "
-                           "inverse-variance rows")
-    wavelength = _lamost_wavelength(header, n_pix)
+        raise NotSpectrum(f"LAMOST image of {n_rows}x{n_pix}: needs at least flux and "
+                          "inverse-variance rows")
+    wavelength, coeff1 = _lamost_wavelength(header, n_pix)
+    if n_rows >= 3:
+        _check_wavelength_row(header, data[2], wavelength, coeff1)
     flux = data[0].astype(np.float64)
     ivar = data[1].astype(np.float64)
     andmask = data[3] if n_rows >= 4 else None
     return _lamost_spectrum(wavelength, flux, ivar, andmask, header, path)
 
 
-def _lamost_table_spectrum(primary_header, table_hdu, path: Path) -> Spectrum:
-    by_lower = {name.lower(): name for name in table_hdu.columns.names}
+def _lamost_table_spectrum(raw: bytes, primary: RawHeader, extension: RawHeader,
+                           path: Path) -> Spectrum:
+    # columns by the names of the TTYPEn cards (split_hdus checked them), the first one wins
+    names = [name.lower() for name in _column_names(extension)]
+    by_lower = {name: i for i, name in reversed(list(enumerate(names))) if name}
     missing = [c.upper() for c in ("flux", "ivar", "wavelength") if c not in by_lower]
     if missing:
-        raise _NotSpectrum(f"binary table lacks column(s) {', '.join(missing)}")
-    rows = table_hdu.data
-    if rows is None or len(rows) != 1:
-        raise _NotSpectrum(f"binary table holds {0 if rows is None else len(rows)} rows; "
-                           "a LAMOST spectrum file holds exactly one")
+        raise NotSpectrum(f"binary table lacks column(s) {', '.join(missing)}")
+    with _astropy(raw) as hdul:
+        rows = hdul[1].data
+        if rows is None or len(rows) != 1:
+            raise NotSpectrum(f"binary table holds {0 if rows is None else len(rows)} rows; "
+                              "a LAMOST spectrum file holds exactly one")
 
-    def column(key):
-        return np.asarray(rows.field(by_lower[key])[0], dtype=np.float64).ravel()
+        def column(key):
+            return np.array(rows.field(by_lower[key])[0], dtype=np.float64).ravel()
 
-    flux, ivar, wavelength = column("flux"), column("ivar"), column("wavelength")
-    andmask = column("andmask") if "andmask" in by_lower else None
+        flux, ivar, wavelength = column("flux"), column("ivar"), column("wavelength")
+        andmask = column("andmask") if "andmask" in by_lower else None
     lengths = {len(flux), len(ivar), len(wavelength)} | ({len(andmask)} if andmask is not None
                                                          else set())
     if len(lengths) != 1:
-        raise _NotSpectrum(f"columns of unequal lengths: FLUX {len(flux)}, IVAR {len(ivar)}, "
-                           f"WAVELENGTH {len(wavelength)}"
-                           + (f", ANDMASK {len(andmask)}" if andmask is not None else ""))
+        raise NotSpectrum(f"columns of unequal lengths: FLUX {len(flux)}, IVAR {len(ivar)}, "
+                          f"WAVELENGTH {len(wavelength)}"
+                          + (f", ANDMASK {len(andmask)}" if andmask is not None else ""))
     if len(flux) < 2 or not np.all(np.diff(wavelength) > 0):
-        raise _NotSpectrum("WAVELENGTH column is not strictly increasing")
-    header = _merged_header(primary_header, table_hdu.header)
-    return _lamost_spectrum(wavelength, flux, ivar, andmask, header, path)
+        raise NotSpectrum("WAVELENGTH column is not strictly increasing")
+    _checked_axis(wavelength, "the WAVELENGTH column")
+    return _lamost_spectrum(wavelength, flux, ivar, andmask, _MergedHeader(primary, extension),
+                            path)
 
 
-def _merged_header(primary, extension) -> dict:
+class _MergedHeader:
     """Meta keywords may sit in either header; the primary one wins."""
-    merged = {}
-    for key in ("OBSID", "DESIG", "RA", "DEC", "CLASS", "SUBCLASS", "Z", "SNRR", "SN_R"):
-        value = primary.get(key, extension.get(key))
-        if value is not None:
-            merged[key] = value
-    return merged
+
+    def __init__(self, primary: RawHeader, extension: RawHeader):
+        self._headers = (primary, extension)
+
+    def _first(self, key) -> RawHeader:
+        return next((h for h in self._headers if key in h), self._headers[0])
+
+    def __contains__(self, key) -> bool:
+        return any(key in h for h in self._headers)
+
+    def get(self, key, default=None):
+        return self._first(key).get(key, default)
+
+    def number(self, key):
+        return self._first(key).number(key)
 
 
 def _lamost_spectrum(wavelength, flux, ivar, andmask, header, path: Path) -> Spectrum:
     finite = np.isfinite(flux)
     if not finite.any():
-        raise _NotSpectrum("flux has no finite value")
+        raise NotSpectrum("flux has no finite value")
     mask = ~finite | ~(ivar > 0)
     if andmask is not None:
         mask |= andmask != 0
     return Spectrum(wavelength, flux, ivar, mask, "lamost", _lamost_meta(header, path))
 
 
-def _ccd700_spectrum(header, data, path: Path) -> Spectrum:
+def _ccd700_spectrum(header: RawHeader, data, path: Path) -> Spectrum:
     if data is None or data.ndim != 1 or data.shape[0] < 2:
-        raise _NotSpectrum("1-D layout without a data array of at least 2 pixels")
+        raise NotSpectrum("1-D layout without a data array of at least 2 pixels")
     n_pix = data.shape[0]
-    start = header.get("CRVAL1")
-    step = header.get("CDELT1", header.get("CD1_1"))
-    if not isinstance(start, (int, float)) or not isinstance(step, (int, float)):
-        raise _NotSpectrum("1-D spectrum without numeric CRVAL1 and CDELT1/CD1_1: cannot build "
-                           "the wavelength axis")
+    start = header.number("CRVAL1")
+    step_key, step = _step(header)
+    if start is None or step is None:
+        raise NotSpectrum("1-D spectrum without numeric CRVAL1 and CDELT1/CD1_1: cannot build "
+                          "the wavelength axis")
     if not step > 0:
-        raise _NotSpectrum(f"CDELT1={step}: the wavelength step must be positive")
-    ref_pix = float(header.get("CRPIX1", 1.0) or 1.0)
-    axis = start + (np.arange(n_pix) + 1.0 - ref_pix) * step
-    if header.get("DC-FLAG") == 1:       # IRAF log-linear axis
-        axis = 10.0 ** axis
-    if not (1000.0 < axis[0] and axis[-1] < 100000.0):
-        raise _NotSpectrum(f"wavelength axis {axis[0]:.4g}-{axis[-1]:.4g} is not in Angstrom")
+        raise NotSpectrum(f"{step_key}={step}: the wavelength step must be positive")
+    with np.errstate(over="ignore", invalid="ignore"):
+        axis = start + (np.arange(n_pix) + 1.0 - _reference_pixel(header)) * step
+        if _dc_flag(header) == 1:         # IRAF log-linear axis
+            axis = 10.0 ** axis
+    axis = _checked_axis(axis, f"CRVAL1/{step_key}/CRPIX1")
     wavelength = axis if _is_vacuum(header) else air_to_vacuum(axis)
     flux = data.astype(np.float64)
     finite = np.isfinite(flux)
     if not finite.any():
-        raise _NotSpectrum("flux has no finite value")
+        raise NotSpectrum("flux has no finite value")
     return Spectrum(wavelength, flux, None, ~finite, "ccd700", _ccd700_meta(header, path))
 
 
 def _is_vacuum(header) -> bool:
     """CCD700 spectra are in air; respect an explicit vacuum statement if a file makes one."""
-    ctype = str(header.get("CTYPE1", "")).strip().upper()
-    return ctype.startswith("VAWE") or header.get("VACUUM") is True
+    return _text(header, "CTYPE1").upper().startswith("VAWE") or \
+        header.logical("VACUUM") is True
 
 
 # ---------------------------------------------------------------- meta
 
+def _meta_number(header, key) -> float:
+    """A meta keyword as a number: NaN where absent, undefined or a string that is no number
+    (the FITS value is valid, its meaning unknown); NotSpectrum for an invalid value (NaN, Inf,
+    a logical, an unparsable card)."""
+    value = header.get(key)
+    if isinstance(value, str):
+        parsed = parse_value(value)           # a number written as a string ('0.001'), or not
+        if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
+            return float("nan")
+        return float(parsed) if np.isfinite(parsed) else float("nan")
+    number = header.number(key)
+    return float("nan") if number is None else number
+
+
+def _sky(value: float, key: str) -> float:
+    """RA/DEC in degrees, NaN where unknown; NotSpectrum where outside the sphere."""
+    low, high, what = (0.0, 360.0, "right ascension") if key == "RA" else \
+        (-90.0, 90.0, "declination")
+    if np.isfinite(value) and not low <= value <= high:
+        raise NotSpectrum(f"{key} = {value!r} is not a {what} in degrees ({low:g} to {high:g})")
+    return value
+
+
 def _lamost_meta(header, path: Path) -> SpectrumMeta:
-    snr = header.get("SNRR", header.get("SN_R"))
-    obsid = header.get("OBSID")
     return SpectrumMeta(
         name=spectrum_name(path),
-        designation=_text(header.get("DESIG")),
-        ra=_number(header.get("RA")),
-        dec=_number(header.get("DEC")),
-        obsid="" if obsid is None else _text(obsid),
-        cls=_text(header.get("CLASS")),
-        subclass=_text(header.get("SUBCLASS")),
-        z=_number(header.get("Z")),
-        snr=_number(snr),
+        designation=_text(header, "DESIG"),
+        ra=_sky(_meta_number(header, "RA"), "RA"),
+        dec=_sky(_meta_number(header, "DEC"), "DEC"),
+        obsid=_text(header, "OBSID"),
+        cls=_text(header, "CLASS"),
+        subclass=_text(header, "SUBCLASS"),
+        z=_meta_number(header, "Z"),
+        snr=_meta_number(header, "SNRR" if "SNRR" in header else "SN_R"),
         source=str(path),
     )
 
 
-def _ccd700_meta(header, path: Path) -> SpectrumMeta:
+def _ccd700_meta(header: RawHeader, path: Path) -> SpectrumMeta:
     return SpectrumMeta(
         name=spectrum_name(path),
-        designation=_text(header.get("OBJECT")),
-        ra=_sexagesimal(header.get("RA"), hours=True),
-        dec=_sexagesimal(header.get("DEC"), hours=False),
+        designation=_text(header, "OBJECT"),
+        ra=_sky(_sexagesimal(header, "RA", hours=True), "RA"),
+        dec=_sky(_sexagesimal(header, "DEC", hours=False), "DEC"),
         source=str(path),
     )
 
 
-def _text(value) -> str:
+def _text(header, key) -> str:
+    """A meta keyword as text ('' where absent; a number as written, e.g. an OBSID)."""
+    value = header.get(key)
+    if isinstance(value, Unparsable):
+        raise NotSpectrum(f"{key} = {value.text} is not a valid FITS value")
+    if isinstance(value, bool):
+        raise NotSpectrum(f"{key} = {'T' if value else 'F'} is a logical, not a name")
     return "" if value is None else str(value).strip()
 
 
-def _number(value) -> float:
-    if isinstance(value, bool) or value is None:
-        return float("nan")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _sexagesimal(value, hours: bool) -> float:
+def _sexagesimal(header: RawHeader, key: str, hours: bool) -> float:
     """Degrees from 'HH:MM:SS.s' / '+DD:MM:SS' (or spaces); a plain number is taken as degrees."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = _text(value)
+    value = header.get(key)
+    if not isinstance(value, str):
+        number = header.number(key)
+        return float("nan") if number is None else number
+    text = value.strip()
     if not text:
         return float("nan")
     sign = -1.0 if text.startswith("-") else 1.0
@@ -435,7 +469,7 @@ def _sexagesimal(value, hours: bool) -> float:
         numbers = [float(p) for p in parts]
     except ValueError:
         return float("nan")
-    if not 1 <= len(numbers) <= 3:
+    if not 1 <= len(numbers) <= 3 or not all(np.isfinite(numbers)):
         return float("nan")
     numbers += [0.0] * (3 - len(numbers))
     degrees = numbers[0] + numbers[1] / 60.0 + numbers[2] / 3600.0

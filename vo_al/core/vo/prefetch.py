@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from vo_al.core.base.errors import VoAlError
+from vo_al.core.base.limits import DEFAULT_LIMITS, LimitSettings
 from vo_al.core.spectra.readers import read_spectrum
 
 REMOTE_SCHEMES = ("http://", "https://")
@@ -37,8 +38,9 @@ def is_remote(source: str) -> bool:
 
 class SpectrumPrefetcher:
     def __init__(self, cache_folder: Path | None, workers: int = 2, keep: int = 64,
-                 timeout: float = 30.0):
+                 timeout: float = 30.0, limits: LimitSettings | None = None):
         self.cache_folder = Path(cache_folder) if cache_folder is not None else None
+        self.limits = limits or DEFAULT_LIMITS       # the project's: bounds each read/download
         self.keep = keep
         self.timeout = timeout
         self._executor = ThreadPoolExecutor(max_workers=workers,
@@ -78,7 +80,7 @@ class SpectrumPrefetcher:
         path = Path(source)
         if not path.is_file():
             raise SourceUnavailable(source, "file not found (moved or deleted since ingest?)")
-        return read_spectrum(path)
+        return read_spectrum(path, self.limits)
 
     def _load_remote(self, url: str):
         from vo_al.core.vo.harvest import SpectrumCache, download
@@ -89,10 +91,11 @@ class SpectrumPrefetcher:
         cache = SpectrumCache(self.cache_folder)
         path = cache.path_for(url)
         if cache.has(url):
-            return read_spectrum(path)
+            return read_spectrum(path, self.limits)
         with self._lock:
             if self._http is None:
                 self._http = make_session(timeout=self.timeout)
             http = self._http
-        spectrum = download(url, path, session=http, retries=1, timeout=self.timeout)
-        return spectrum if spectrum is not None else read_spectrum(path)
+        spectrum = download(url, path, session=http, retries=1, timeout=self.timeout,
+                            limits=self.limits)
+        return spectrum if spectrum is not None else read_spectrum(path, self.limits)

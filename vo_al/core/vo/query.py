@@ -1,10 +1,14 @@
 """Queries to VO services (SSAP and TAP) through pyvo, returning astropy Tables.
 
 Every function takes an injectable `requests.Session` (`session=`); the default is
-`make_session()`, whose every request has a finite (connect, read) timeout. pyvo's exceptions are
-turned into vo-al's typed errors naming the service and the query:
+`make_session()` (network.py), whose every request has a finite (connect, read) timeout. Each
+query, an async TAP job with its polling included, has a wall-clock deadline too:
+`limits.query_deadline_s` (LimitSettings; the project's settings, default DEFAULT_LIMITS),
+enforced across reads by the session (see network.py). pyvo's exceptions are turned into
+vo-al's typed errors naming the service and the query:
 
-* `VOServiceError`: the server is unreachable, timed out, or answered with an HTTP error;
+* `VOServiceError`: the server is unreachable, timed out, answered with an HTTP error, or did
+  not answer within the query deadline;
 * `VOQueryError`: the service ran the query and reported an error (an error VOTable with
   QUERY_STATUS=ERROR, or an async job that ended in phase ERROR/ABORTED);
 * `VOFormatError`: the answer is not a usable VOTable.
@@ -40,43 +44,22 @@ from dataclasses import dataclass
 
 import requests
 from astropy.table import Table, vstack
-from requests.adapters import HTTPAdapter
 
 from vo_al.core.base.errors import (Cancelled, ParameterError, VOError, VOFormatError, VOQueryError,
                      VOServiceError)
+from vo_al.core.base.limits import DEFAULT_LIMITS, LimitSettings
 from vo_al.core.base.progress import CancelToken
+from vo_al.core.vo.network import (DEFAULT_TIMEOUT, Deadline, TimeoutSession,  # noqa: F401
+                                   make_session)
 from vo_al.core.vo.services import SIZE_RADIUS, SSAP, TAP, VOService
 
-DEFAULT_TIMEOUT = (5.0, 60.0)        # seconds: connect, read (per request)
-ASYNC_TIMEOUT = 600.0                 # seconds an async TAP job may take in all
 SYNC_MAX_ROWS = 10_000                # 'auto' mode: larger or unbounded results go async
 _POLL_FIRST, _POLL_MAX = 0.05, 2.0    # async job polling interval, growing x1.5
+CLEANUP_DEADLINE_S = 30.0             # aborting and deleting an async job, after its end
 
 
 class VOWarning(UserWarning):
     """Something went wrong that does not invalidate the result (e.g. a job not deleted)."""
-
-
-class TimeoutSession(requests.Session):
-    """A requests.Session whose requests get `timeout` unless the caller gives one."""
-
-    def __init__(self, timeout=DEFAULT_TIMEOUT, pool_size: int = 16) -> None:
-        super().__init__()
-        self.timeout = timeout
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
-        self.mount("http://", adapter)
-        self.mount("https://", adapter)
-        self.headers["User-Agent"] = "vo-al (pyvo; +https://github.com/vo-al)"
-
-    def request(self, method, url, *args, **kwargs):
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout
-        return super().request(method, url, *args, **kwargs)
-
-
-def make_session(timeout=DEFAULT_TIMEOUT, pool_size: int = 16) -> TimeoutSession:
-    """The default HTTP session: finite timeouts, a connection pool for `pool_size` threads."""
-    return TimeoutSession(timeout, pool_size)
 
 
 # ---------------------------------------------------------------- errors
@@ -127,6 +110,25 @@ def wrap_error(exc: BaseException, service: str, query: str) -> VOError:
                                          f"{_short(exc)}", exc)
 
 
+def _run(service: str, query: str, deadline: Deadline, func):
+    """func() inside `deadline`, its failures as typed errors: the deadline's when it passed
+    (whatever broke after the watchdog shut the connection is its doing), else wrap_error's."""
+    try:
+        with deadline:
+            return func()
+    except (VOError, Cancelled):
+        raise
+    except Exception as exc:                       # noqa: BLE001 - wrapped into a typed error
+        if deadline.passed:
+            raise VOServiceError(service, query, f"no answer within the query deadline of "
+                                 f"{deadline.seconds:g} s (query_deadline_s)", exc) from exc
+        raise wrap_error(exc, service, query) from exc
+
+
+def _query_deadline(limits: LimitSettings | None) -> Deadline:
+    return Deadline((limits or DEFAULT_LIMITS).query_deadline_s)
+
+
 def _short(exc: BaseException, limit: int = 300) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= limit else text[:limit - 3] + "..."
@@ -161,12 +163,13 @@ def ssa_size_for(radius_deg: float, service: VOService) -> float:
 
 def ssap_search(service, pos=None, radius: float | None = None, *, band=None, time_range=None,
                 maxrec: int | None = None, session: requests.Session | None = None,
-                params: dict | None = None) -> Table:
+                params: dict | None = None, limits: LimitSettings | None = None) -> Table:
     """SSA query: spectra within `radius` degrees of `pos` (ra, dec in deg ICRS, or SkyCoord).
 
     band: (min, max) wavelength, astropy Quantities or floats in metres (SSA's unit);
     time_range: (start, end) MJD; maxrec: the most rows wanted (MAXREC; OVERFLOW is reported in
-    ``table.meta['overflow']``); params: further SSA parameters sent as they are.
+    ``table.meta['overflow']``); params: further SSA parameters sent as they are; limits: its
+    query_deadline_s bounds the query (default DEFAULT_LIMITS).
     Returns the result as an astropy Table.
     """
     import pyvo
@@ -206,12 +209,12 @@ def ssap_search(service, pos=None, radius: float | None = None, *, band=None, ti
     text = "&".join(f"{k}={v}" for k, v in query.items())
     from pyvo.dal.exceptions import DALOverflowWarning
 
-    try:
+    def execute():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DALOverflowWarning)     # reported in meta instead
-            results = query.execute()
-    except Exception as exc:                       # noqa: BLE001 - wrapped into a typed error
-        raise wrap_error(exc, service.url, text) from exc
+            return query.execute()
+
+    results = _run(service.url, text, _query_deadline(limits), execute)
     return results_table(results, service.url, text, maxrec=maxrec)
 
 
@@ -232,90 +235,109 @@ def _choose_mode(adql: str, maxrec: int | None, mode: str) -> str:
 
 
 def tap_query(service, adql: str, *, maxrec: int | None = None, mode: str = "auto",
-              session: requests.Session | None = None, async_timeout: float = ASYNC_TIMEOUT,
-              cancel: CancelToken | None = None) -> Table:
+              session: requests.Session | None = None, cancel: CancelToken | None = None,
+              limits: LimitSettings | None = None) -> Table:
     """Run ADQL on a TAP service; returns an astropy Table.
 
     mode 'sync' (one request; for small results), 'async' (a UWS job: submitted, polled until
-    it ends or `async_timeout` seconds pass, its result fetched, the job deleted afterwards even
-    on error or timeout) or 'auto' (sync when MAXREC or a TOP clause bound the result to
-    <= SYNC_MAX_ROWS rows, else async). Truncation at MAXREC or the server's limit is reported in
-    ``table.meta['overflow']``.
+    it ends, its result fetched, the job deleted afterwards even on error or timeout) or 'auto'
+    (sync when MAXREC or a TOP clause bound the result to <= SYNC_MAX_ROWS rows, else async).
+    Truncation at MAXREC or the server's limit is reported in ``table.meta['overflow']``.
+    The whole query, an async job's submission, polling and result included, has
+    `limits.query_deadline_s` (default DEFAULT_LIMITS); an async job still running then is
+    aborted.
     """
     service = as_service(service, TAP)
     session = session if session is not None else make_session()
     if maxrec is not None and maxrec < 0:
         raise ParameterError("maxrec", maxrec, "a number >= 0")
+    deadline = _query_deadline(limits)
     if _choose_mode(adql, maxrec, mode) == "sync":
-        return _tap_sync(service, adql, maxrec, session)
-    return _tap_async(service, adql, maxrec, session, async_timeout, cancel)
+        return _tap_sync(service, adql, maxrec, session, deadline)
+    return _tap_async(service, adql, maxrec, session, deadline, cancel)
 
 
-def _tap_sync(service: VOService, adql: str, maxrec, session) -> Table:
+def _tap_sync(service: VOService, adql: str, maxrec, session, deadline: Deadline) -> Table:
     import pyvo
     from pyvo.dal.exceptions import DALOverflowWarning
 
-    tap = pyvo.dal.TAPService(service.url, session=session)
-    try:
+    def run():
+        tap = pyvo.dal.TAPService(service.url, session=session)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DALOverflowWarning)     # reported in meta instead
-            results = tap.run_sync(adql, maxrec=maxrec)
-    except Exception as exc:                       # noqa: BLE001 - wrapped into a typed error
-        raise wrap_error(exc, service.url, adql) from exc
+            return tap.run_sync(adql, maxrec=maxrec)
+
+    results = _run(service.url, adql, deadline, run)
     return results_table(results, service.url, adql, mode="sync", maxrec=maxrec)
 
 
-def _tap_async(service: VOService, adql: str, maxrec, session, timeout: float,
+def _tap_async(service: VOService, adql: str, maxrec, session, deadline: Deadline,
                cancel: CancelToken | None) -> Table:
     import pyvo
     from pyvo.dal.exceptions import DALOverflowWarning
 
     tap = pyvo.dal.TAPService(service.url, session=session)
-    try:
-        job = tap.submit_job(adql, maxrec=maxrec)
-    except Exception as exc:                       # noqa: BLE001
-        raise wrap_error(exc, service.url, adql) from exc
+    job = _run(service.url, adql, deadline, lambda: tap.submit_job(adql, maxrec=maxrec))
     job_url = job.url
-    failed = True
-    try:
+    ended = False                                  # the job ended: nothing to abort
+    table = None
+
+    def past_deadline(phase: str) -> VOServiceError:
+        return VOServiceError(service.url, adql, f"async job {job_url} still {phase} at the "
+                              f"query deadline of {deadline.seconds:g} s (query_deadline_s): "
+                              f"aborted")
+
+    def run_to_end():
+        nonlocal ended
         job.run()
-        deadline = time.monotonic() + timeout
-        interval = _POLL_FIRST
+        interval, phase = _POLL_FIRST, None
         while True:
-            phase = job.phase
+            try:
+                phase = job.phase
+            except Exception:                      # noqa: BLE001 - typed by _run
+                if phase is not None and deadline.passed:
+                    raise past_deadline(phase) from None      # cut off while asking again
+                raise
             if phase == "COMPLETED":
                 break
             if phase in ("ERROR", "ABORTED"):
+                ended = True
                 job.raise_if_error()               # DALQueryError with the server's message
                 raise VOQueryError(service.url, adql, f"async job {job_url} ended in {phase}")
             if cancel is not None and cancel.cancelled:
-                _try(job.abort)
                 raise Cancelled(f"async TAP job {job_url} cancelled")
-            if time.monotonic() >= deadline:
-                _try(job.abort)
-                raise VOServiceError(service.url, adql, f"async job {job_url} still {phase} "
-                                                        f"after {timeout:g} s: aborted")
-            time.sleep(interval)
+            left = deadline.remaining()
+            time.sleep(min(interval, left))
+            if interval >= left:
+                raise past_deadline(phase)
             interval = min(_POLL_MAX, interval * 1.5)
+        ended = True
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DALOverflowWarning)
-            results = job.fetch_result()
+            return job.fetch_result()
+
+    try:
+        results = _run(service.url, adql, deadline, run_to_end)
         table = results_table(results, service.url, adql, mode="async", maxrec=maxrec,
-                          job_url=job_url)
-        failed = False
-    except (VOError, Cancelled):
-        raise
-    except Exception as exc:                       # noqa: BLE001 - wrapped into a typed error
-        raise wrap_error(exc, service.url, adql) from exc
+                              job_url=job_url)
     finally:
-        # delete the job whatever happened; a failed deletion must not hide the real error
+        _end_job(job, service.url, job_url, abort=not ended, warn=table is not None)
+    return table
+
+
+def _end_job(job, service_url: str, job_url: str, abort: bool, warn: bool) -> None:
+    """Abort a job still running (cancelled, past its deadline, a connection lost) and delete
+    it, whatever happened, under a deadline of its own (the query's may be over). A failed
+    deletion warns after a success only: it must not hide the real error."""
+    with Deadline(CLEANUP_DEADLINE_S):
+        if abort:
+            _try(job.abort)
         try:
             job.delete()
         except Exception as exc:                   # noqa: BLE001
-            if not failed:
-                warnings.warn(f"{service.url}: async job {job_url} could not be deleted: "
-                              f"{_short(exc)}", VOWarning, stacklevel=3)
-    return table
+            if warn:
+                warnings.warn(f"{service_url}: async job {job_url} could not be deleted: "
+                              f"{_short(exc)}", VOWarning, stacklevel=4)
 
 
 def _try(func) -> None:
@@ -360,11 +382,12 @@ class PagedQuery:
 
 def iter_tap_pages(service, paged: PagedQuery, page_size: int = 10_000, *,
                    session: requests.Session | None = None, max_pages: int | None = None,
-                   cancel: CancelToken | None = None):
+                   cancel: CancelToken | None = None, limits: LimitSettings | None = None):
     """Yield the result of `paged` as Tables of at most `page_size` rows (keyset pagination).
 
     `paged.key` must be a unique, non-null column and be among `paged.columns`. Each page is a
-    sync query (MAXREC = page_size); a page the server truncated at a lower limit is fine.
+    sync query (MAXREC = page_size), with a query deadline of its own (`limits`); a page the
+    server truncated at a lower limit is fine.
     """
     if page_size < 1:
         raise ParameterError("page_size", page_size, "a number >= 1")
@@ -374,7 +397,8 @@ def iter_tap_pages(service, paged: PagedQuery, page_size: int = 10_000, *,
         if cancel is not None:
             cancel.raise_if_cancelled("TAP paging")
         adql = paged.adql(page_size, after)
-        page = tap_query(service, adql, maxrec=page_size, mode="sync", session=session)
+        page = tap_query(service, adql, maxrec=page_size, mode="sync", session=session,
+                         limits=limits)
         pages += 1
         if len(page) == 0:
             return
@@ -401,12 +425,14 @@ def _greater(a, b) -> bool:
 
 def tap_query_paged(service, paged: PagedQuery, page_size: int = 10_000, *,
                     session: requests.Session | None = None,
-                    cancel: CancelToken | None = None) -> Table:
+                    cancel: CancelToken | None = None,
+                    limits: LimitSettings | None = None) -> Table:
     """All rows of `paged`, fetched `page_size` at a time, as one Table (meta: pages)."""
-    pages = list(iter_tap_pages(service, paged, page_size, session=session, cancel=cancel))
+    pages = list(iter_tap_pages(service, paged, page_size, session=session, cancel=cancel,
+                                limits=limits))
     if not pages:
         table = tap_query(service, paged.adql(1) .replace("TOP 1", "TOP 0"), maxrec=0,
-                          mode="sync", session=session)
+                          mode="sync", session=session, limits=limits)
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")       # metadata merge conflicts (query text)

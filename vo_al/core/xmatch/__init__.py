@@ -6,6 +6,8 @@ Works on tables (column dicts, astropy Tables), never on a session or a pool.
   (`crossmatch`), the radius scan; the radius range and `check_radius`
 - `catalogues`: the catalogues a match asks: a file or arrays (`LocalCatalogue`) or a TAP table
   (`TapCatalogue`, upload or OR'd circles); `read_table` and the column-name guessing
+- `positions`: a table's RA and Dec, as degrees or sexagesimal text (`table_positions`); the
+  rows without a usable one are skipped with a `SkippedRowsWarning`
 - `simbad`: links to SIMBAD's pages, and the one route to a cross-match's SIMBAD
   (`SimbadRoute`, `simbad_catalogue`) for the command line and the app
 - `h16`: Hou et al. (2016)'s table read as published, and as a catalogue
@@ -27,6 +29,8 @@ from vo_al.core.xmatch.match import (DEFAULT_SIMBAD_RADIUS, MAX_RADIUS, MIN_RADI
                                      MatchResult, Pairs, check_positions, check_radius,
                                      crossmatch, nearest, radius_scan, sky_coords)
 from vo_al.core.xmatch.plot import plot_radius_scan
+from vo_al.core.xmatch.positions import (SkippedRow, SkippedRowsWarning, skipped_note,
+                                         table_positions)
 from vo_al.core.xmatch.simbad import (SIMBAD_COO_URL, SIMBAD_ID_URL, SIMBAD_ROUTE_SOURCES,
                                       TAP_ROUTE_SOURCES, SimbadRoute, is_tap_url,
                                       simbad_catalogue, simbad_coo_url, simbad_id_url,
@@ -41,6 +45,8 @@ __all__ = [
     # catalogues
     "DEC_NAMES", "ID_NAMES", "OTYPE_NAMES", "RA_NAMES", "SIMBAD_COLUMNS", "SIMBAD_LIKE_COLUMNS",
     "SIMBAD_TAP_URL", "CatalogueColumns", "LocalCatalogue", "TapCatalogue", "read_table",
+    # positions
+    "SkippedRow", "SkippedRowsWarning", "skipped_note", "table_positions",
     # simbad
     "SIMBAD_COO_URL", "SIMBAD_ID_URL", "SIMBAD_ROUTE_SOURCES", "TAP_ROUTE_SOURCES",
     "SimbadRoute", "is_tap_url", "simbad_catalogue", "simbad_coo_url", "simbad_id_url",

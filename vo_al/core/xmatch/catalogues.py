@@ -6,7 +6,11 @@ Both answer `pairs(ra, dec, radius)` (every candidate-object pair within `radius
 * `LocalCatalogue`: a file (VOTable, FITS, CSV, ECSV; `read_table`) or arrays, matched with
   astropy's `SkyCoord.search_around_sky` (a k-d tree kept on the catalogue's coordinates). The
   position, id and type columns of a file are guessed from their usual names (`RA_NAMES`,
-  `DEC_NAMES`, `ID_NAMES`, `OTYPE_NAMES`) unless named.
+  `DEC_NAMES`, `ID_NAMES`, `OTYPE_NAMES`) unless named; its positions are read by
+  `positions.table_positions` (degrees, or sexagesimal text). A row whose position is missing,
+  not a coordinate or off the sky is skipped: the catalogue keeps the others, lists the
+  skipped rows in `skipped` and warns once (`SkippedRowsWarning`, naming the file, the count
+  and the first rows); a catalogue with no usable row at all is refused (TableRowError).
 * `TapCatalogue`: a TAP service, e.g. SIMBAD (`basic`: main_id, ra, dec, otype, the
   `SIMBAD_COLUMNS` at `SIMBAD_TAP_URL`) or the local DaCHS's `lamost.simbad_like`
   (`SIMBAD_LIKE_COLUMNS`); `CatalogueColumns` says where a table keeps what a match needs. The
@@ -26,10 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from vo_al.core.base.errors import ParameterError, VOQueryError
+from vo_al.core.base.errors import ParameterError, TableRowError, VOQueryError
 from vo_al.core.base.sky import separation_arcsec
-from vo_al.core.export.formats import format_of
+from vo_al.core.export.formats import read_table_file
 from vo_al.core.xmatch.match import Pairs, check_positions, check_radius, sky_coords
+from vo_al.core.xmatch.positions import (SkippedRow, SkippedRowsWarning, degrees, filled,
+                                         skipped_note, table_positions)
 
 # SIMBAD's TAP service: TapCatalogue's default, with SIMBAD_COLUMNS
 SIMBAD_TAP_URL = "http://simbad.cds.unistra.fr/simbad/sim-tap"
@@ -68,48 +74,10 @@ def _guess(table, names, what, where):
     return None
 
 
-def _filled(col) -> np.ndarray:
-    if getattr(col, "mask", None) is not None and np.any(col.mask):
-        fill = "" if col.dtype.kind in "US O" else np.nan
-        if col.dtype.kind in "iub":
-            col = col.astype(float)
-        return np.asarray(col.filled(fill))
-    return np.asarray(col)
-
-
-def _degrees(col) -> np.ndarray:
-    unit = getattr(col, "unit", None)
-    values = np.asarray(_filled(col), dtype=float)
-    if unit is not None and str(unit) not in ("", "deg"):
-        from astropy import units as u
-
-        try:
-            values = (values * u.Unit(unit)).to_value(u.deg)
-        except (u.UnitsError, ValueError):
-            pass
-    return values
-
-
 def read_table(path, fmt: str | None = None):
-    """Any local catalogue file as an astropy Table: VOTable, FITS, CSV or ECSV."""
-    from astropy.table import Table
-
-    path = Path(path)
-    if not path.is_file():
-        raise ParameterError("catalogue", str(path), "an existing VOTable, FITS, CSV or ECSV "
-                                                     "file")
-    known = format_of(path)
-    fmt = fmt or (known.astropy if known else None)
-    if fmt is None:
-        raise ParameterError("catalogue", str(path), "a .vot/.xml/.fits/.csv/.ecsv file (or "
-                                                     "give the format)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")          # VOTable/FITS unit warnings
-            return Table.read(path, format=fmt)
-    except Exception as exc:                         # noqa: BLE001 - any reader failure
-        raise ParameterError("catalogue", str(path), f"a readable {fmt} table "
-                                                     f"({type(exc).__name__}: {exc})") from exc
+    """Any local catalogue file as an astropy Table: VOTable, FITS, CSV or ECSV
+    (`export.formats.read_table_file`: a ParameterError naming the file otherwise)."""
+    return read_table_file(path, "catalogue", fmt)
 
 
 # ---------------------------------------------------------------- a catalogue in memory
@@ -118,14 +86,15 @@ class LocalCatalogue:
     """A catalogue in memory (from a file or arrays), matched with astropy SkyCoord."""
 
     def __init__(self, ra, dec, ids=None, otypes=None, name: str = "catalogue",
-                 extra: dict | None = None):
-        self.ra, self.dec = check_positions(ra, dec)
+                 extra: dict | None = None, skipped=()):
+        self.ra, self.dec = check_positions(ra, dec, "position of catalogue row")
         n = self.ra.size
         self.ids = (np.asarray(ids).astype(str) if ids is not None
                     else np.array([str(i) for i in range(n)]))
         self.otypes = np.asarray(otypes).astype(str) if otypes is not None else np.full(n, "")
         self.name = name
         self.extra = {k: np.asarray(v) for k, v in (extra or {}).items()}
+        self.skipped: tuple[SkippedRow, ...] = tuple(skipped)   # rows of the file left out
         self._sky = None
 
     def __len__(self) -> int:
@@ -140,23 +109,40 @@ class LocalCatalogue:
     @classmethod
     def from_table(cls, table, name: str = "catalogue", ra: str | None = None,
                    dec: str | None = None, id: str | None = None, otype: str | None = None,
-                   extra: list | None = None) -> "LocalCatalogue":
-        """From an astropy Table; columns guessed (ra/RAJ2000/..., main_id/designation/...)."""
-        ra = ra or _guess(table, RA_NAMES, "RA", name)
-        dec = dec or _guess(table, DEC_NAMES, "Dec", name)
-        id = id or _guess(table, ID_NAMES, None, name)
-        otype = otype or _guess(table, OTYPE_NAMES, None, name)
-        ra_v, dec_v = _degrees(table[ra]), _degrees(table[dec])
-        cols = {c: _filled(table[c]) for c in (extra or []) if c in table.colnames}
-        return cls(ra_v, dec_v, _filled(table[id]) if id else None,
-                   _filled(table[otype]) if otype else None, name=name, extra=cols)
+                   extra: list | None = None, source: str | None = None) -> "LocalCatalogue":
+        """From an astropy Table; columns guessed (ra/RAJ2000/..., main_id/designation/...).
+
+        Positions as `table_positions` reads them; rows without a usable one are skipped with
+        a SkippedRowsWarning (`skipped` lists them), and TableRowError (naming `source`, the
+        file, or `name`) when no row is usable. The ids stay those of the kept rows."""
+        where = source or name
+        ra = ra or _guess(table, RA_NAMES, "RA", where)
+        dec = dec or _guess(table, DEC_NAMES, "Dec", where)
+        id = id or _guess(table, ID_NAMES, None, where)
+        otype = otype or _guess(table, OTYPE_NAMES, None, where)
+        ra_v, dec_v, skipped = table_positions(table, ra, dec)
+        keep = np.ones(len(table), bool)
+        if skipped:
+            if len(skipped) == len(table):
+                first = skipped[0]
+                raise TableRowError(where, f"row {first.row}", first.column, first.value,
+                                    f"{first.reason}; no row of the catalogue has a usable "
+                                    "position")
+            keep[[s.row - 1 for s in skipped]] = False
+            warnings.warn(skipped_note(where, skipped, len(table)), SkippedRowsWarning,
+                          stacklevel=2)
+        cols = {c: filled(table[c])[keep] for c in (extra or []) if c in table.colnames}
+        return cls(ra_v[keep], dec_v[keep], filled(table[id])[keep] if id else None,
+                   filled(table[otype])[keep] if otype else None, name=name, extra=cols,
+                   skipped=skipped)
 
     @classmethod
     def from_file(cls, path, fmt: str | None = None, name: str | None = None,
                   **columns) -> "LocalCatalogue":
         """Read a VOTable, FITS, CSV or ECSV file (format from `fmt` or the suffix);
         `columns`: ra=, dec=, id=, otype=, extra= as in from_table."""
-        return cls.from_table(read_table(path, fmt), name=name or Path(path).name, **columns)
+        return cls.from_table(read_table(path, fmt), name=name or Path(path).name,
+                              source=str(path), **columns)
 
     def pairs(self, ra, dec, radius: float) -> Pairs:
         from astropy import units as u
@@ -291,8 +277,8 @@ class TapCatalogue:
             raise VOQueryError(self.service.url, adql, "result truncated (OVERFLOW): use a "
                                                        "smaller or_batch_size")
         # objects -> the candidates of this batch they lie near (a local match)
-        objects = LocalCatalogue(_degrees(table["obj_ra"]), _degrees(table["obj_dec"]),
-                                 _filled(table["obj_id"]), _filled(table["obj_otype"]))
+        objects = LocalCatalogue(degrees(table["obj_ra"]), degrees(table["obj_dec"]),
+                                 filled(table["obj_id"]), filled(table["obj_otype"]))
         p = objects.pairs(ra[rows], dec[rows], radius)
         sub = Table({"obj_id": p.obj_id, "obj_ra": p.obj_ra, "obj_dec": p.obj_dec,
                      "obj_otype": p.obj_otype})
@@ -306,9 +292,9 @@ def _merge_pairs(parts, ra, dec, radius) -> Pairs:
         return Pairs.empty(radius)
     cand = np.concatenate([p[0] for p in parts])
     col = lambda name, conv: np.concatenate([conv(p[1][name]) for p in parts])  # noqa: E731
-    obj_ra, obj_dec = col("obj_ra", _degrees), col("obj_dec", _degrees)
-    obj_id = col("obj_id", lambda c: np.asarray(_filled(c)).astype(str))
-    otype = col("obj_otype", lambda c: np.asarray(_filled(c)).astype(str))
+    obj_ra, obj_dec = col("obj_ra", degrees), col("obj_dec", degrees)
+    obj_id = col("obj_id", lambda c: np.asarray(filled(c)).astype(str))
+    otype = col("obj_otype", lambda c: np.asarray(filled(c)).astype(str))
     sep = separation_arcsec(ra[cand], dec[cand], obj_ra, obj_dec) if cand.size else np.empty(0)
     keep = sep <= radius                 # the server's CONTAINS may differ in the last bit
     order = np.lexsort((obj_id[keep], sep[keep], cand[keep]))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vo_al.core.base.errors import ParameterError
+from vo_al.core.base.errors import ParameterError, TableRowError
 from vo_al.core.xmatch.catalogues import LocalCatalogue, read_table
 
 DEFAULT_H16_RADIUS = 5.0                     # arcsec, H16 vs FITS header offsets <= 4.96"
@@ -40,7 +40,9 @@ H16_INFO = {
 def load_h16(path):
     """Hou et al. (2016) table as published (CSV, '-' = missing -> masked); or VOTable/FITS/ECSV.
 
-    Returns an astropy Table with units on ra/dec (deg) and the magnitudes (mag).
+    Returns an astropy Table with units on the magnitudes (mag) and on ra/dec (deg) where they
+    are numbers; positions written as text (19:36:04.4, +10:12:13.5) stay as written, for
+    `h16_catalogue` to read (RA in hours, Dec in degrees). `meta['file']` names the file.
     """
     from astropy.table import MaskedColumn, Table
 
@@ -66,21 +68,41 @@ def load_h16(path):
     for c in ("w1", "w1_err", "h", "h_err", "k", "k_err"):
         if c in table.colnames:
             if table[c].dtype.kind not in "f":
-                table[c] = MaskedColumn(np.asarray(table[c].filled(0), float),
-                                        mask=table[c].mask)
+                table[c] = MaskedColumn(_magnitudes(table[c], path, c), mask=table[c].mask)
             table[c].unit = "mag"
-    table["ra"].unit = table["dec"].unit = "deg"
+    for c in ("ra", "dec"):
+        if table[c].dtype.kind in "iuf":
+            table[c].unit = "deg"
     for name, (ucd, description) in H16_INFO.items():
         if name in table.colnames:
             table[name].meta["ucd"] = ucd
             table[name].description = description
     table.meta["catalogue"] = "H16 (Hou et al. 2016, LAMOST DR2 emission-line stars)"
+    table.meta["file"] = str(path)
     return table
 
 
+def _magnitudes(col, path, name: str) -> np.ndarray:
+    """A magnitude column as floats (masked cells 0, masked anyway); TableRowError naming the
+    file, row and value of the first cell that is not a number."""
+    values = col.filled(0)
+    try:
+        return np.asarray(values, float)
+    except (TypeError, ValueError):
+        for i, v in enumerate(values):
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                raise TableRowError(path, f"row {i + 1}", name, str(v),
+                                    "a magnitude (a number, or '-' for none)") from None
+        raise
+
+
 def h16_catalogue(table_or_path) -> LocalCatalogue:
-    """H16 as a LocalCatalogue: id = designation, type = objtype_Hou, plus Hα type."""
+    """H16 as a LocalCatalogue: id = designation, type = objtype_Hou, plus Hα type. Rows
+    without a usable position are skipped with a warning naming the file (from_table)."""
     table = table_or_path if hasattr(table_or_path, "colnames") else load_h16(table_or_path)
     otype = "objtype_Hou" if "objtype_Hou" in table.colnames else None
     return LocalCatalogue.from_table(table, name="H16", ra="ra", dec="dec", id="designation",
-                                     otype=otype, extra=["Halpha_type"])
+                                     otype=otype, extra=["Halpha_type"],
+                                     source=table.meta.get("file", "H16"))

@@ -40,8 +40,10 @@ def check_radius(radius, name: str = "radius") -> float:
     return r
 
 
-def check_positions(ra, dec) -> tuple[np.ndarray, np.ndarray]:
-    """RA and Dec (degrees) as flat float arrays; ParameterError naming the first bad row."""
+def check_positions(ra, dec, what: str = "position of candidate row"
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """RA and Dec (degrees) as flat float arrays; ParameterError naming the first bad row
+    ("position of candidate row 3", or of what `what` says the positions are)."""
     ra = np.asarray(ra, dtype=float).reshape(-1)
     dec = np.asarray(dec, dtype=float).reshape(-1)
     if ra.shape != dec.shape:
@@ -49,7 +51,7 @@ def check_positions(ra, dec) -> tuple[np.ndarray, np.ndarray]:
     bad = ~(np.isfinite(ra) & np.isfinite(dec)) | (np.abs(dec) > 90)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ParameterError(f"position of candidate row {i}", (ra[i], dec[i]),
+        raise ParameterError(f"{what} {i}", (float(ra[i]), float(dec[i])),
                              "finite RA and Dec in degrees, |Dec| <= 90")
     return ra, dec
 
