@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's own VO server: GAVO DaCHS + PostgreSQL on 127.0.0.1, publishing synthetic
 # LAMOST spectra over SSAP, TAP (lamost.data, lamost.simbad_like, ivoa.obscore), DataLink
-# and plain downloads (accref / access_url: the original FITS files).
+# and plain downloads (accref / access_url: the original FITS files), and an Ondřejov-like
+# CCD700 archive (resources/dachs/ccd700.rd: SSAP rows are SDM VOTables the server writes,
+# DataLink gives the SDM FITS and the native files, TAP ccd700.data).
 #
 # Usage (as root, Debian 12, no systemd needed; every subcommand is idempotent):
 #   scripts/dachs.sh install          apt-get install postgresql gavodachs2-server stilts curl,
@@ -9,13 +11,20 @@
 #   scripts/dachs.sh start            start PostgreSQL and DaCHS, wait until TAP + SSA answer
 #   scripts/dachs.sh import N [SEED]  N synthetic spectra (vo_al.core.demo.datasets.make_pool)
 #                                     replace /var/gavo/inputs/lamost/data; dachs imp q
+#   scripts/dachs.sh import-ccd700 N [SEED]
+#                                     N synthetic CCD700 spectra (resources/dachs/
+#                                     make_ccd700_archive.py; names from the Ondřejov set's
+#                                     labels.csv when present) replace
+#                                     /var/gavo/inputs/ccd700/data; dachs imp q there
 #   scripts/dachs.sh stop [--all]     stop DaCHS (--all: PostgreSQL too)
 #   scripts/dachs.sh status           what runs, what is imported (exit 0 only when serving)
 #   scripts/dachs.sh kill             SIGKILL the DaCHS server (crash tests); `start` recovers
 #   scripts/dachs.sh endpoints        print the service URLs
 #
 # Environment: VO_AL_DACHS_PORT (default 8080), VO_AL_PYTHON (default: the repo's .venv python),
-#              VO_AL_DACHS_QUIET=1 to silence the step log.
+#              VO_AL_DACHS_QUIET=1 to silence the step log, VO_AL_ONDREJOV_LABELS (the labels.csv
+#              the CCD700 names come from; default ../shared/data/real/ondrejov/labels.csv
+#              beside the repository, synthetic names when absent).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,6 +36,8 @@ INPUTS=$GAVO/inputs/lamost
 PIDFILE=$GAVO/state/web.pid
 AUTHORITY=vo-al.test
 SSAP_URL="$BASE/lamost/q/ssa/ssap.xml"
+CCD700=$GAVO/inputs/ccd700
+CCD700_SSAP_URL="$BASE/ccd700/q/ssa/ssap.xml"
 TAP_URL="$BASE/tap"
 export DEBIAN_FRONTEND=noninteractive
 
@@ -187,6 +198,13 @@ cmd_start() {
         dachs_imp_q "RD update, $(n_imported) files"
         [ -z "$(server_pid)" ] || (cd /tmp && dachs serve reload) >/dev/null 2>&1 || true
     fi
+    if ccd700_imported && ccd700_stale; then
+        log "resources/dachs/ccd700.rd or the server URL changed since the CCD700 import: re-import"
+        install_ccd700_rd
+        dachs_imp_in "$CCD700" "CCD700 RD update, $(ccd700_n) files"
+        write_ccd700_state "$(ccd700_field n)" "$(ccd700_field seed)" "$(ccd700_field names)"
+        [ -z "$(server_pid)" ] || (cd /tmp && dachs serve reload) >/dev/null 2>&1 || true
+    fi
     local pid
     pid=$(server_pid)
     if [ -n "$pid" ] && answers "$TAP_URL/capabilities"; then
@@ -219,6 +237,12 @@ cmd_start() {
     else
         log "WARNING: no spectra imported yet: run 'scripts/dachs.sh import N'"
     fi
+    if ccd700_imported; then
+        for i in $(seq 1 50); do answers "$CCD700_SSAP_URL?REQUEST=queryData&MAXREC=1" && break; sleep 0.2; done
+        answers "$CCD700_SSAP_URL?REQUEST=queryData&MAXREC=1" \
+            || die "the CCD700 SSA service $CCD700_SSAP_URL does not answer (logs: $GAVO/logs/dcErrors)"
+        log "serving $(ccd700_n) CCD700 spectra"
+    fi
     cmd_endpoints
 }
 
@@ -232,9 +256,15 @@ n_imported() {
 
 cmd_endpoints() {
     echo "SSAP     $SSAP_URL"
-    echo "TAP      $TAP_URL   (tables lamost.data, lamost.simbad_like, ivoa.obscore)"
+    echo "TAP      $TAP_URL   (tables lamost.data, lamost.simbad_like, ivoa.obscore, ccd700.data)"
     echo "DataLink $BASE/lamost/q/sdl/dlmeta?ID=<ssa_pubDID>"
     echo "Truth    $INPUTS/truth.csv"
+    echo "CCD700 SSAP      $CCD700_SSAP_URL   (FORMAT=compliant: SDM VOTables)"
+    echo "CCD700 DataLink  $BASE/ccd700/q/sdl/dlmeta?ID=ivo://$AUTHORITY/ccd700/NAME"
+    echo "CCD700 SDM FITS  $BASE/ccd700/q/sdl/dlget?ID=ivo://$AUTHORITY/ccd700/NAME&FORMAT=application/fits"
+    echo "CCD700 SDM VOT   $BASE/getproduct/ccd700/sdm/NAME.vot   (redirects to dlget, FORMAT=application/x-votable%2Bxml)"
+    echo "CCD700 native    $BASE/getproduct/ccd700/data/NAME.fits"
+    echo "CCD700 truth     $CCD700/truth.csv   (id,label: 0 single peak, 1 absorption, 3 double peak)"
 }
 
 cmd_import() {
@@ -287,9 +317,14 @@ PY
 }
 
 dachs_imp_q() {
-    log "dachs imp q ($1)"
-    (cd "$INPUTS" && dachs imp q >/tmp/vo-al-dachs-imp.log 2>&1) \
-        || { tail -30 /tmp/vo-al-dachs-imp.log >&2; die "dachs imp q failed (log: /tmp/vo-al-dachs-imp.log)"; }
+    dachs_imp_in "$INPUTS" "$1"
+}
+
+dachs_imp_in() {
+    # dachs imp q in resource directory $1 ($2 says what for the log)
+    log "dachs imp q in $1 ($2)"
+    (cd "$1" && dachs imp q >/tmp/vo-al-dachs-imp.log 2>&1) \
+        || { tail -30 /tmp/vo-al-dachs-imp.log >&2; die "dachs imp q in $1 failed (log: /tmp/vo-al-dachs-imp.log)"; }
 }
 
 rd_changed() {
@@ -306,6 +341,86 @@ install_rd() {
     if [ -f "$REPO/resources/dachs/simbad_like.csv" ]; then
         install -m 644 -o dachsroot -g gavo "$REPO/resources/dachs/simbad_like.csv" "$INPUTS/simbad_like.csv"
     fi
+}
+
+# ---------------------------------------------------------------- the CCD700 archive
+
+ccd700_imported() {
+    [ -f "$CCD700/imported.json" ]
+}
+
+ccd700_field() {
+    # a number or string field of $CCD700/imported.json
+    sed -n "s/.*\"$1\": *\"\{0,1\}\([^\",}]*\).*/\1/p" "$CCD700/imported.json" 2>/dev/null
+}
+
+ccd700_n() {
+    ccd700_field n
+}
+
+ccd700_stale() {
+    # the repository's RD differs from the installed one, or the import wrote another server URL
+    # into the products table (the SDM products' paths are absolute dlget URLs)
+    ! cmp -s "$REPO/resources/dachs/ccd700.rd" "$CCD700/q.rd" || [ "$(ccd700_field server)" != "$BASE" ]
+}
+
+install_ccd700_rd() {
+    log "install resource descriptor $REPO/resources/dachs/ccd700.rd -> $CCD700/q.rd"
+    [ -f "$REPO/resources/dachs/ccd700.rd" ] || die "missing $REPO/resources/dachs/ccd700.rd"
+    install -m 644 -o dachsroot -g gavo "$REPO/resources/dachs/ccd700.rd" "$CCD700/q.rd"
+}
+
+write_ccd700_state() {
+    # $1 n, $2 seed, $3 where the names came from; written last: the import's atomic finish
+    printf '{"n": %s, "seed": %s, "names": "%s", "server": "%s", "imported_at": "%s", "data": "%s", "truth": "%s"}\n' \
+        "$1" "$2" "$3" "$BASE" "$(date -u +%FT%TZ)" "$CCD700/data" "$CCD700/truth.csv" \
+        > "$CCD700/imported.json.new"
+    mv "$CCD700/imported.json.new" "$CCD700/imported.json"
+}
+
+cmd_import_ccd700() {
+    need_root
+    local n=${1:-} seed=${2:-1}
+    [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || die "usage: scripts/dachs.sh import-ccd700 N [SEED] (N >= 1)"
+    [[ "$seed" =~ ^[0-9]+$ ]] || die "SEED must be a non-negative integer"
+    dachs_installed || die "DaCHS is not installed: run 'scripts/dachs.sh install' first"
+    local py=${VO_AL_PYTHON:-$REPO/.venv/bin/python}
+    [ -x "$py" ] || die "no Python at $py: run scripts/bootstrap.sh (or set VO_AL_PYTHON)"
+    local labels=${VO_AL_ONDREJOV_LABELS:-$REPO/../shared/data/real/ondrejov/labels.csv}
+    local names=synthetic
+    local args=()
+    if [ -f "$labels" ]; then
+        names=$(cd "$(dirname "$labels")" && pwd)/$(basename "$labels")
+        args=(--labels "$names")
+    fi
+    start_postgres
+    install -d -o dachsroot -g gavo "$CCD700"
+    local new="$CCD700/data.new"
+    rm -rf "$new"
+    log "generate $n synthetic CCD700 spectra (seed $seed, names: $names)"
+    "$py" "$REPO/resources/dachs/make_ccd700_archive.py" "$new" "$n" "$seed" \
+        --authority "$AUTHORITY" "${args[@]}" || die "generating the CCD700 spectra failed"
+    log "replace $CCD700/data"
+    local trash="$GAVO/tmp/vo-al-old-ccd700.$$"
+    rm -f "$CCD700/imported.json"
+    mv "$new/truth.csv" "$CCD700/truth.csv"
+    [ -d "$CCD700/data" ] && mv "$CCD700/data" "$trash"
+    mv "$new" "$CCD700/data"
+    rm -rf "$GAVO"/tmp/vo-al-old-ccd700.* &     # old files go in the background
+    install_ccd700_rd
+    chown -R dachsroot:gavo "$CCD700/data" "$CCD700/truth.csv"
+    chmod -R a+rX "$CCD700/data" "$CCD700/truth.csv"
+    dachs_imp_in "$CCD700" "$n CCD700 files"
+    local rows
+    rows=$(su -s /bin/sh postgres -c "psql -d gavo -tAc 'SELECT count(*) FROM ccd700.data'")
+    [ "$rows" = "$n" ] || die "imported $rows rows into ccd700.data, expected $n (log: /tmp/vo-al-dachs-imp.log)"
+    write_ccd700_state "$n" "$seed" "$names"
+    if [ -n "$(server_pid)" ]; then
+        log "dachs serve reload (running server picks up the new RD and tables)"
+        (cd /tmp && dachs serve reload) >/dev/null 2>&1 || true
+    fi
+    wait
+    log "imported $rows spectra into ccd700.data"
 }
 
 cmd_stop() {
@@ -353,6 +468,9 @@ cmd_status() {
     else echo "dachs: stopped"; rc=1; fi
     if imported; then echo "imported: $(cat "$INPUTS/imported.json")"
     else echo "imported: nothing"; rc=1; fi
+    # the CCD700 archive is optional: its absence does not make the status fail
+    if ccd700_imported; then echo "ccd700: $(cat "$CCD700/imported.json")"
+    else echo "ccd700: nothing imported (scripts/dachs.sh import-ccd700 N [SEED])"; fi
     return $rc
 }
 
@@ -360,9 +478,10 @@ case "${1:-}" in
     install) shift; cmd_install "$@" ;;
     start) shift; cmd_start "$@" ;;
     import) shift; cmd_import "$@" ;;
+    import-ccd700) shift; cmd_import_ccd700 "$@" ;;
     stop) shift; cmd_stop "$@" ;;
     status) shift; cmd_status "$@" ;;
     kill) shift; cmd_kill "$@" ;;
     endpoints) shift; cmd_endpoints ;;
-    *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

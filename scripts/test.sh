@@ -11,6 +11,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${VO_AL_NO_DACHS:-0
     scripts/dachs.sh install
     scripts/dachs.sh start
     [ -f /var/gavo/inputs/lamost/imported.json ] || scripts/dachs.sh import 1000 1
+    [ -f /var/gavo/inputs/ccd700/imported.json ] || scripts/dachs.sh import-ccd700 300 1
 fi
 # Shared libraries the PyQt6 wheels load even offscreen (present on most desktops; not always
 # on a minimal server image)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dachs_server import dachs  # noqa: F401  (session fixture: the real DaCHS server on loopback)
+from dachs_server import ccd700, dachs  # noqa: F401  (session fixtures: the real DaCHS on loopback)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")

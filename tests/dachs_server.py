@@ -20,11 +20,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -234,3 +236,79 @@ def dachs():
     # stop stops it); VO_AL_DACHS_STOP=1 stops a server this session started
     if server.started_here and os.environ.get("VO_AL_DACHS_STOP") == "1" and server.can_control:
         _run(["stop"])
+
+
+# ---------------------------------------------------------------- the CCD700 archive
+
+CCD700 = Path("/var/gavo/inputs/ccd700")
+GAVO_RC = Path("/etc/gavo.rc")
+IMPORT_N, IMPORT_SEED = 300, 1
+
+
+@dataclass
+class Ccd700Archive:
+    """The CCD700 resource of the running server and the files behind it."""
+
+    base_url: str
+    authority: str
+    n_spectra: int
+    data_dir: Path          # the native FITS files NAME.fits
+    truth: Path             # id,label (publisher DID, the Ondřejov labels file's scheme)
+
+    @property
+    def ssap_url(self) -> str:
+        return f"{self.base_url}/ccd700/q/ssa/ssap.xml"
+
+    def did(self, name: str) -> str:
+        return f"ivo://{self.authority}/ccd700/{name}"
+
+    def dlget(self, did: str, mime: str) -> str:
+        return (f"{self.base_url}/ccd700/q/sdl/dlget?"
+                + urllib.parse.urlencode({"ID": did, "FORMAT": mime}))
+
+    def dlmeta(self, did: str) -> str:
+        return f"{self.base_url}/ccd700/q/sdl/dlmeta?" + urllib.parse.urlencode({"ID": did})
+
+
+def _authority() -> str:
+    """[ivoa] authority of /etc/gavo.rc (scripts/dachs.sh writes vo-al.test)."""
+    text = GAVO_RC.read_text() if GAVO_RC.is_file() else ""
+    found = re.search(r"^\s*authority\s*:\s*(\S+)", text, re.MULTILINE | re.IGNORECASE)
+    return found[1] if found else "vo-al.test"
+
+
+def _ccd700_imported() -> dict | None:
+    try:
+        return json.loads((CCD700 / "imported.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def ccd700(dachs) -> Ccd700Archive:
+    """The CCD700 archive on the `dachs` server; imports it (300 spectra, seed 1) when absent."""
+    imported = _ccd700_imported()
+    if imported is None:
+        if not dachs.can_control:
+            pytest.skip("the CCD700 archive is not imported and importing it needs root "
+                        "(sudo scripts/dachs.sh import-ccd700 300 1)")
+        with _lock():
+            if _ccd700_imported() is None:
+                _run(["import-ccd700", str(IMPORT_N), str(IMPORT_SEED)])
+        imported = _ccd700_imported()
+        assert imported is not None, "scripts/dachs.sh import-ccd700 left no imported.json"
+    archive = Ccd700Archive(f"http://{HOST}:{_port()}", _authority(), int(imported["n"]),
+                            Path(imported["data"]), Path(imported["truth"]))
+    _wait_until(lambda: _ok(f"{archive.ssap_url}?REQUEST=queryData&MAXREC=1"), 60,
+                f"CCD700 SSA service {archive.ssap_url} does not answer")
+    return archive
+
+

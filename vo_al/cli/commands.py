@@ -15,6 +15,7 @@ from vo_al.cli.demo import add_demo_commands
 from vo_al.cli.loop import add_loop_commands
 from vo_al.cli.project import add_project_commands
 from vo_al.cli.samp import add_samp_commands
+from vo_al.cli.spectra import add_spectra_commands
 from vo_al.cli.vo import add_vo_commands
 from vo_al.core.base.errors import VoAlError
 
@@ -24,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     # the order of `vo-al --help`: a project's life, then the tools around it
     for add_commands in (add_project_commands, add_loop_commands, add_demo_commands,
-                         add_vo_commands, add_crossmatch_commands, add_samp_commands):
+                         add_spectra_commands, add_vo_commands, add_crossmatch_commands,
+                         add_samp_commands):
         add_commands(sub)
     return parser
 
@@ -34,7 +36,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv or ["gui"])
     try:
-        args.func(args)
+        status = args.func(args)
     except VoAlError as exc:
         print(f"vo-al {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -42,5 +44,5 @@ def main(argv=None) -> int:
         print(f"vo-al {args.command}: interrupted; everything acknowledged is saved",
               file=sys.stderr)
         return 130
-    return 0
+    return status or 0          # a command may end non-zero without an error (preprocess)
 

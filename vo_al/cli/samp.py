@@ -89,6 +89,10 @@ def cmd_samp_send(args):
         raise ParameterError("--row", row, f"must be in 0..{n - 1} ({n} candidates)")
     work = Path(args.source) / "samp" if Path(args.source).is_dir() else None
     link = _link(args)
+    if work is not None:                 # the project's downloads: what each spectrum is
+        from vo_al.core.vo.harvest import project_cache_folder
+
+        link.spectrum_cache_folder = project_cache_folder(args.source)
     try:
         link.connect()
         link.set_candidates(columns, table_id=table_id, name=args.table_name,

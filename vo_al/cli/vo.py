@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from vo_al.cli.common import open_session, run_job
+from vo_al.cli.spectra import medium_argument
 from vo_al.core.export.formats import format_of
 
 
@@ -55,9 +56,16 @@ def _ssap_table(args, limits=None):
     band = None
     if args.band:
         band = (args.band[0] * 1e-10, args.band[1] * 1e-10)       # Angstrom -> metres
-    return ssap_search(_service(args, "ssap"), (args.ra, args.dec), args.radius, band=band,
+    pos = None if args.ra is None and args.dec is None else (args.ra, args.dec)
+    if (args.ra is None) != (args.dec is None):
+        from vo_al.core.base.errors import ParameterError
+
+        raise ParameterError("--ra/--dec", (args.ra, args.dec), "both, or neither (the whole "
+                             "service, bounded by --maxrec)")
+    params = {"FORMAT": args.ssa_format} if args.ssa_format else None
+    return ssap_search(_service(args, "ssap"), pos, args.radius if pos else None, band=band,
                        time_range=tuple(args.time) if args.time else None, maxrec=args.maxrec,
-                       limits=limits)
+                       params=params, limits=limits)
 
 
 def _tap_table(args, limits=None):
@@ -97,22 +105,25 @@ def cmd_harvest(args):
     session.require_pool_may_grow()
     folder = Path(args.harvest_dir) if args.harvest_dir else project_harvest_folder(args.project)
     limits = project.settings.limits           # the bounds of its queries and downloads
-    common = dict(settings=project.settings.preprocess, workers=args.workers,
-                  retries=args.retries, limits=limits)
+    medium = args.medium
     if args.table:
         table = read_harvest_table(args.table)
     elif args.adql or args.page_table:
         table = _tap_table(args, limits)
-    elif args.ra is not None:
+        medium = medium or _service(args, "tap").medium or None
+    elif args.ra is not None or args.whole_service:
         table = _ssap_table(args, limits)
+        medium = medium or _service(args, "ssap").medium or None
     else:
         table = None                                   # resume the harvest in `folder`
+    common = dict(settings=project.settings.preprocess, workers=args.workers,
+                  retries=args.retries, limits=limits, medium=medium)
     if table is not None:
         _report_table(table, None)
         if table.meta.get("overflow") in (True, "True"):
             print("warning: the query result was truncated; raise --maxrec or page it "
                   "(--page-table/--page-key)", file=sys.stderr)
-        job = harvest_table(project.pool, folder, table, **common)
+        job = harvest_table(project.pool, folder, table, form=args.form, **common)
     else:
         job = harvest(project.pool, folder, **common)
     report = run_job(session.grow_pool("harvest", job))   # under the lock, checked again
@@ -144,7 +155,8 @@ def cmd_vo_services(args):
 
             raise ParameterError("add", args.values, "NAME KIND URL")
         name, kind, url = args.values
-        services[name] = VOService(name, kind, url, ssa_size=args.ssa_size).validate()
+        services[name] = VOService(name, kind, url, ssa_size=args.ssa_size,
+                                   medium=args.medium or "").validate()
     elif args.action == "remove":
         for name in args.values:
             services.pop(name, None)
@@ -165,6 +177,9 @@ def _add_ssap_args(p, required: bool):
     p.add_argument("--band", type=float, nargs=2, metavar=("MIN", "MAX"),
                    help="wavelength range in Angstrom")
     p.add_argument("--time", type=float, nargs=2, metavar=("MJD0", "MJD1"))
+    p.add_argument("--ssa-format", metavar="FORMAT",
+                   help="SSA FORMAT: compliant (SDM spectra the server writes), native, all, "
+                        "or a MIME type")
 
 
 def _add_tap_args(p, positional: bool):
@@ -208,6 +223,12 @@ def add_vo_commands(sub) -> None:
     p.add_argument("--harvest-dir", help="job list and download cache (default PROJECT/harvest)")
     p.add_argument("--workers", type=int, default=8, help="concurrent downloads")
     p.add_argument("--retries", type=int, default=3)
+    p.add_argument("--whole-service", action="store_true",
+                   help="an SSAP query without a position: every spectrum (up to --maxrec)")
+    p.add_argument("--form", choices=["native", "sdm-votable", "sdm-fits"],
+                   help="download each spectrum in this form through the result's DataLink "
+                        "service (default: the access URLs as the query gives them)")
+    medium_argument(p)
     p.set_defaults(func=cmd_harvest)
 
     p = sub.add_parser("vo-services", help="list, add or remove configured VO services")
@@ -215,5 +236,6 @@ def add_vo_commands(sub) -> None:
     p.add_argument("values", nargs="*", help="add: NAME KIND(ssap|tap) URL; remove: NAME...")
     p.add_argument("--ssa-size", choices=["diameter", "radius"], default="diameter",
                    help="how the SSA server reads SIZE (DaCHS: radius)")
+    medium_argument(p)
     p.add_argument("--config-project", help="use PROJECT/vo_services.json")
     p.set_defaults(func=cmd_vo_services)

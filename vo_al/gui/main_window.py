@@ -288,6 +288,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"vo-al — {project.folder}")
         self.labelling.set_session(self.session)
         self.crossmatch.use_project_catalogues(project.folder)
+        self.samp.use_project(project.folder)
         self.dashboard.refresh(self.session)
         self.refresh()
 

@@ -134,11 +134,22 @@ class SampPanel(QWidget):
     def busy(self) -> bool:
         return self.jobs.busy
 
+    # the project's download cache: what each harvested spectrum is (SDM axes for SPLAT-VO)
+    spectrum_cache_folder = None
+
+    def use_project(self, folder) -> None:
+        from vo_al.core.vo.harvest import project_cache_folder
+
+        self.spectrum_cache_folder = project_cache_folder(folder)
+        if self.link is not None:
+            self.link.spectrum_cache_folder = self.spectrum_cache_folder
+
     def connect_hub(self) -> None:
         if self.link is not None:
             return
         link = self.link_factory()
         link.add_listener(self.bridge)
+        link.spectrum_cache_folder = self.spectrum_cache_folder
         self.link = link
         self.status.setText("SAMP: connecting…")
         self._submit("connect", lambda: _connect_and_watch(link), self._on_connected)

@@ -21,3 +21,23 @@ def separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
     num2 = clat1 * slat2 - slat1 * clat2 * cdlon
     denominator = slat1 * slat2 + clat1 * clat2 * cdlon
     return np.degrees(np.arctan2(np.hypot(num1, num2), denominator)) * 3600.0
+
+
+def sexagesimal_degrees(text: str, hours: bool) -> float:
+    """Degrees from a header's 'HH:MM:SS.s' / '+DD:MM:SS' (colons or spaces); a single number
+    is taken as degrees (as FITS headers that write RA = '150.1' mean). NaN where it is not an
+    angle. For whole catalogue columns, xmatch.positions parses faster and reports bad rows."""
+    text = text.strip()
+    if not text:
+        return float("nan")
+    sign = -1.0 if text.startswith("-") else 1.0
+    parts = text.lstrip("+-").replace(":", " ").split()
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        return float("nan")
+    if not 1 <= len(numbers) <= 3 or not all(np.isfinite(numbers)):
+        return float("nan")
+    numbers += [0.0] * (3 - len(numbers))
+    degrees = numbers[0] + numbers[1] / 60.0 + numbers[2] / 3600.0
+    return sign * degrees * (15.0 if hours and len(parts) > 1 else 1.0)

@@ -1,5 +1,6 @@
-"""The files of the synthetic survey: LAMOST-like FITS (the DR2-like image layout and the later
-binary-table layout), Ondřejov CCD700-like 1-D FITS, and the broken files a pool must reject.
+"""The files of the synthetic survey: LAMOST-like FITS (the DR2-like image layout and the
+DR8-and-later binary-table layout), Ondřejov CCD700-like 1-D FITS, and the broken files a pool
+must reject.
 
 The headers carry the keywords the real files do (vo-stack/make_lamost_fits.py; oe270005.fits)
 and never the truth: CLASS is 'STAR' whatever the kind. Bytes are written raw
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.ndimage import median_filter
 
 from vo_al.core.demo.kinds import BROKEN_KINDS, BROKEN_LABEL
 from vo_al.core.demo.observations import lamost_spectrum
@@ -117,8 +119,8 @@ def _log_linear_coefficients(wavelength: np.ndarray) -> tuple[float, float]:
 def write_lamost_fits(path, wavelength, flux, ivar, andmask, ormask,
                       meta: LamostHeader | SpectrumMeta, layout: str = "image") -> Path:
     """Write a LAMOST-like file: 'image' = DR2-like primary 5×N float32 image with the headers of
-    make_lamost_fits.py; 'table' = later-release binary table in HDU 1, OBSID in the primary
-    header. Gzipped when `path` ends in .gz."""
+    make_lamost_fits.py; 'table' = the DR8-and-later layout (`_lamost_table_bytes`). Gzipped
+    when `path` ends in .gz."""
     path = Path(path)
     header = meta if isinstance(meta, LamostHeader) else LamostHeader.from_meta(meta)
     if not header.filename:
@@ -159,11 +161,36 @@ def _lamost_image_bytes(header: LamostHeader, arrays: list, coeffs: tuple) -> by
     return header_bytes(cards) + pad_to_block(pixels, b"\0")
 
 
-_TABLE_COLUMNS = ("FLUX", "IVAR", "WAVELENGTH", "ANDMASK", "ORMASK")
+# LAMOST DR8 and later (LRS, format v2.0): the primary HDU has no data, only the keywords (OBSID,
+# DESIG, RA, DEC, CLASS, Z, SNR...); binary-table HDU 1, EXTNAME 'COADD', holds one row of six
+# float32 vector columns of the spectrum's pixel count, in this order. NORMALIZATION is the
+# pipeline's continuum-normalised flux (flux over a pseudo-continuum).
+_TABLE_COLUMNS = ("FLUX", "IVAR", "WAVELENGTH", "ANDMASK", "ORMASK", "NORMALIZATION")
+# the pseudo-continuum's running median: ~300 px (~20 000 km/s, ~450 Å at Hα) passes over every
+# line of a star (a few pixels to ~100 for the widest Balmer wings) and follows the continuum
+_CONTINUUM_PX = 301
+
+
+def _normalised_flux(flux, ivar, andmask) -> np.ndarray:
+    """Flux over its pseudo-continuum: a running median of the good pixels (ivar > 0, andmask
+    0, finite flux; bad ones bridged by interpolation). 0 where the continuum is not positive,
+    as nothing can be normalised there."""
+    flux = np.asarray(flux, dtype=np.float64)
+    good = np.isfinite(flux) & (np.asarray(ivar) > 0) & (np.asarray(andmask) == 0)
+    if good.sum() < 2:
+        return np.zeros(flux.size, dtype=np.float32)
+    pixels = np.arange(flux.size)
+    bridged = np.interp(pixels, pixels[good], flux[good])
+    continuum = median_filter(bridged, size=min(_CONTINUUM_PX, flux.size), mode="nearest")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(continuum > 0, flux / continuum, 0.0)
+    return np.where(np.isfinite(ratio), ratio, 0.0).astype(np.float32)
 
 
 def _lamost_table_bytes(header: LamostHeader, arrays: list) -> bytes:
     n_pix = arrays[0].size
+    flux, ivar, _, andmask, _ = arrays
+    columns = list(arrays) + [_normalised_flux(flux, ivar, andmask)]
     primary = [("SIMPLE", True, "conforms to FITS standard"), ("BITPIX", 8, ""),
                ("NAXIS", 0, ""), ("EXTEND", True, "")] + header.cards()
     ext = [("XTENSION", "BINTABLE", "binary table extension"), ("BITPIX", 8, ""),
@@ -173,7 +200,7 @@ def _lamost_table_bytes(header: LamostHeader, arrays: list) -> bytes:
     for i, name in enumerate(_TABLE_COLUMNS, start=1):
         ext += [(f"TTYPE{i}", name, ""), (f"TFORM{i}", f"{n_pix}E", "")]
     ext += [("EXTNAME", "COADD", "")]
-    row = b"".join(a.astype(">f4").tobytes() for a in arrays)
+    row = b"".join(np.asarray(a, dtype=np.float32).astype(">f4").tobytes() for a in columns)
     return header_bytes(primary) + header_bytes(ext) + pad_to_block(row, b"\0")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vo_al.core.base.errors import ParameterError
+from vo_al.core.base.xml_prolog import XML_PROLOG_BYTES, xml_declares_entities
 
 
 @dataclass(frozen=True)
@@ -88,26 +89,6 @@ def dialog_filters() -> dict[str, str]:
 
 # ---------------------------------------------------------------- reading a user's table file
 
-_XML_PROLOG_BYTES = 1 << 20     # a VOTable's prolog is a few hundred bytes; a DTD may not hide
-_FIRST_ELEMENT = re.compile(r"<(?![?!])")
-
-
-def xml_declares_entities(head: bytes) -> str | None:
-    """Why the start of an XML document is refused, or None: it declares entities (expanding
-    them is how a few kB become gigabytes), or its DOCTYPE runs past `_XML_PROLOG_BYTES`."""
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = head.decode("utf-16", "replace")
-    else:
-        text = head.decode("latin-1")       # ASCII-compatible: enough to find markup
-    first = _FIRST_ELEMENT.search(text)
-    prolog = text[:first.start()] if first else text
-    if "<!ENTITY" in prolog:
-        return "declares XML entities (a VOTable needs none): refused, nothing expanded"
-    if first is None and "<!DOCTYPE" in prolog and len(head) >= _XML_PROLOG_BYTES:
-        return f"has a DOCTYPE over {_XML_PROLOG_BYTES >> 20} MiB: refused, nothing expanded"
-    return None
-
-
 def read_table_file(path, what: str = "table", fmt: str | None = None):
     """A user's table file (VOTable, FITS, CSV, ECSV; the format from `fmt`, an astropy format
     name, or the suffix) as an astropy Table. ParameterError(`what`, path) says why not: no such
@@ -126,7 +107,7 @@ def read_table_file(path, what: str = "table", fmt: str | None = None):
     if fmt == "votable":
         try:
             with open(path, "rb") as fh:
-                refused = xml_declares_entities(fh.read(_XML_PROLOG_BYTES))
+                refused = xml_declares_entities(fh.read(XML_PROLOG_BYTES))
         except OSError as exc:
             raise ParameterError(what, str(path), f"cannot be read ({exc.strerror})") from exc
         if refused:

@@ -40,7 +40,9 @@ from vo_al.core.pool.schema import RECORD_FIELDS, spectrum_record
 from vo_al.core.pool.store import FinishedChunk, PoolStore
 from vo_al.core.spectra.settings import PreprocessSettings
 
-DEFAULT_PATTERNS = ("*.fits", "*.fits.gz", "*.fit", "*.fit.gz")
+# FITS (native layouts, SDM tables, what specutils reads) and VOTable (SDM) spectra
+DEFAULT_PATTERNS = ("*.fits", "*.fits.gz", "*.fit", "*.fit.gz", "*.vot", "*.vot.gz", "*.votable",
+                    "*.xml")
 _PREP_BATCH = 256          # spectra per preprocess_spectra call in a worker (fastest measured)
 
 
@@ -186,7 +188,7 @@ class _Done:
 def ingest_files(pool: PoolStore, paths: Iterable, settings: PreprocessSettings | None = None,
                  workers: int = 2, chunk_files: int = 1024, cancel: CancelToken | None = None,
                  reader: Callable | None = None, limits: LimitSettings | None = None,
-                 retry_rejected: bool = False) -> Job[IngestReport]:
+                 retry_rejected: bool = False, medium: str | None = None) -> Job[IngestReport]:
     """Job: read, preprocess and add spectrum files to `pool`; returns an IngestReport.
 
     Resumable: files already in the pool (same path or same name) or already rejected are
@@ -198,7 +200,8 @@ def ingest_files(pool: PoolStore, paths: Iterable, settings: PreprocessSettings 
     module-level function path -> Spectrum) defaults to `vo_al.core.spectra.readers.read_spectrum`
     bounded by `limits` (the project's settings.limits; default DEFAULT_LIMITS: a file that
     decompresses past max_spectrum_mb is rejected). Cancelling is honoured between chunks and
-    raises Cancelled with committed chunks kept.
+    raises Cancelled with committed chunks kept. `medium` ('air'/'vacuum'): the wavelengths of
+    files that do not say which (this import's setting); None rejects such files, saying so.
     """
     t0 = time.monotonic()
     if workers < 0 or chunk_files < 1:
@@ -207,7 +210,8 @@ def ingest_files(pool: PoolStore, paths: Iterable, settings: PreprocessSettings 
     settings = pool.check_settings(settings)
     if reader is None:
         # fail here, not once per file, if it cannot import; a partial pickles to the workers
-        reader = partial(_default_reader(), limits=limits or DEFAULT_LIMITS)
+        reader = partial(_default_reader(), limits=limits or DEFAULT_LIMITS, medium=medium,
+                         medium_origin="this import's medium setting")
     all_paths = list(dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths))
     total = len(all_paths)
     report = IngestReport(files=total)
@@ -346,7 +350,7 @@ def ingest_folder(pool: PoolStore, folder, pattern: Sequence[str] | str = DEFAUL
                   settings: PreprocessSettings | None = None, workers: int = 2,
                   chunk_files: int = 1024, cancel: CancelToken | None = None,
                   reader: Callable | None = None, limits: LimitSettings | None = None,
-                  retry_rejected: bool = False) -> Job[IngestReport]:
+                  retry_rejected: bool = False, medium: str | None = None) -> Job[IngestReport]:
     """Job: ingest every matching file under `folder` (recursive, sorted, deterministic).
 
     PoolError naming the folder (and the patterns) when it does not exist or no file in it
@@ -361,4 +365,5 @@ def ingest_folder(pool: PoolStore, folder, pattern: Sequence[str] | str = DEFAUL
                         f"{', '.join(patterns)}, in the folder or below it)")
     return (yield from ingest_files(pool, paths, settings=settings, workers=workers,
                                     chunk_files=chunk_files, cancel=cancel, reader=reader,
-                                    limits=limits, retry_rejected=retry_rejected))
+                                    limits=limits, retry_rejected=retry_rejected,
+                                    medium=medium))

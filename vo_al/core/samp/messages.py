@@ -92,6 +92,43 @@ def spectrum_meta(url: str, name: str | None = None, ra=None, dec=None,
     return meta
 
 
+_VOTABLE_SUFFIXES = (".vot", ".xml", ".votable", ".vot.gz", ".xml.gz")
+
+
+def spectrum_access(url: str, raw: bytes | None = None) -> tuple[str, dict]:
+    """(Access.Format, further meta) for sending the spectrum at `url` to SPLAT-VO.
+
+    The format is what the file is, where its bytes `raw` are at hand (a local file, the
+    harvest's cached copy): FITS or VOTable, and for an SDM table its axes, as SPLAT reads them
+    from the meta (`vox:spectrum_axes` 'spectral flux [error]', `vox:spectrum_units`, and the
+    Dataset.SpectralAxis / Dataset.FluxAxis column names). Without the bytes: the FORMAT a
+    DataLink/SODA URL asks for, else the URL's suffix, else FITS (what archives serve)."""
+    from urllib.parse import parse_qsl, urlparse
+
+    if raw is not None:
+        from vo_al.core.spectra.sdm import sdm_axes
+
+        axes = sdm_axes(raw)
+        if axes is not None:
+            columns = [axes.spectral, axes.flux] + ([axes.error] if axes.error else [])
+            extra = {"vox:spectrum_axes": " ".join(columns),
+                     "Dataset.SpectralAxis": axes.spectral, "Dataset.FluxAxis": axes.flux}
+            # SPLAT splits on white space: the spectral unit, then the flux unit if any
+            units = [u for u in (axes.spectral_unit, axes.flux_unit) if u]
+            if axes.spectral_unit and not any(" " in u for u in units):
+                extra["vox:spectrum_units"] = " ".join(units)
+            return axes.mime, extra
+        return ("application/fits" if raw.startswith(b"SIMPLE  =") else
+                "application/x-votable+xml"), {}
+    parsed = urlparse(url)
+    for key, value in parse_qsl(parsed.query):
+        if key.upper() == "FORMAT" and value.strip():
+            return value.strip(), {}
+    if parsed.path.lower().endswith(_VOTABLE_SUFFIXES):
+        return "application/x-votable+xml", {}
+    return "application/fits", {}
+
+
 def spectrum_load(url: str, name: str | None = None, ra=None, dec=None,
                   fmt: str = "application/fits", spectrum_id: str | None = None,
                   extra_meta: dict | None = None) -> dict:

@@ -182,8 +182,40 @@ class SendMixin:
 
     def send_spectrum(self, url: str, name: str | None = None, ra=None, dec=None, to=None,
                       mode: str = "call", timeout: float | None = None,
-                      fmt: str = "application/fits"):
-        return self.send(msgs.spectrum_load(url, name, ra, dec, fmt=fmt), to, mode, timeout)
+                      fmt: str | None = None, extra_meta: dict | None = None):
+        """spectrum.load.ssa-generic of `url`; `fmt` None: what the file is (spectrum_bytes)."""
+        if fmt is None:
+            fmt, found = msgs.spectrum_access(url, self.spectrum_bytes(url))
+            extra_meta = {**found, **(extra_meta or {})}
+        return self.send(msgs.spectrum_load(url, name, ra, dec, fmt=fmt, extra_meta=extra_meta),
+                         to, mode, timeout)
+
+    # where the bytes of a harvested spectrum are kept (vo.harvest.SpectrumCache): set by whoever
+    # knows the project (the app, `vo-al samp`); None: only file:// URLs are looked at
+    spectrum_cache_folder = None
+
+    def spectrum_bytes(self, url: str) -> bytes | None:
+        """The bytes of the spectrum at `url` (at most 64 MiB) where they are on this machine:
+        a file:// URL, or the project's cached download. None otherwise (nothing is downloaded
+        to send it)."""
+        from urllib.parse import unquote, urlparse
+
+        path = None
+        parsed = urlparse(url)
+        if parsed.scheme == "file":
+            path = Path(unquote(parsed.path))
+        elif self.spectrum_cache_folder is not None:
+            from vo_al.core.vo.harvest import SpectrumCache
+
+            path = SpectrumCache(self.spectrum_cache_folder).path_for(url)
+        if path is None or not path.is_file():
+            return None
+        from vo_al.core.spectra.fits_header import read_file_bounded
+
+        try:
+            return read_file_bounded(path, 64 << 20)
+        except Exception:                    # noqa: BLE001 - unreadable: fall back to the URL
+            return None
 
     def highlight(self, row: int, to=None, mode: str = "notify", timeout: float | None = None):
         t = self._table()

@@ -24,12 +24,14 @@ from vo_al.core.base.atomic import atomic_write_text
 from vo_al.core.base.errors import ParameterError, ProjectBusyError, ProjectError
 from vo_al.core.base.lock import FileLock
 from vo_al.core.session.labels import read_label_csv, spectrum_key
-from vo_al.core.base.progress import CancelToken, Job
+from vo_al.core.base.progress import CancelToken, Job, Progress
 from vo_al.core.session.store import SessionStore
 from vo_al.core.session.settings import ProjectSettings, update_settings
 
 PROJECT_FILE = "project.json"
 LOCK_FILE = "project.lock"
+TRAINING_HARVEST_DIR = "harvest-training"     # job list and cache of import-training --ssap
+TRAINING_NOT_FOUND = "training_not_found.txt"  # label ids the service did not have
 FORMAT_VERSION = 1
 
 
@@ -191,7 +193,7 @@ class Project:
     # -- the labelled training set -------------------------------------------------------------
     def import_training_set(self, folder: Path, labels_csv: Path, workers: int = 2,
                             cancel: CancelToken | None = None,
-                            scheme: str = "vo-al") -> Job[dict]:
+                            scheme: str = "vo-al", medium: str | None = None) -> Job[dict]:
         """Ingest labelled spectra (FITS) and their labels; spectra without a label are skipped.
 
         `scheme` says how the CSV numbers classes (see labels.LABEL_SCHEMES; 'ondrejov' for the
@@ -203,7 +205,7 @@ class Project:
             report = yield from ingest_folder(self.training, folder,
                                               settings=self.settings.preprocess,
                                               workers=workers, cancel=cancel,
-                                              limits=self.settings.limits)
+                                              limits=self.settings.limits, medium=medium)
             names = self.training.metadata(columns=["name"])["name"]
             keys = [spectrum_key(n) for n in names]
             keep = [(n, labels[k]) for n, k in zip(names, keys) if k in labels]
@@ -212,6 +214,76 @@ class Project:
             self.store.set_training_labels([n for n, _ in keep], [v for _, v in keep])
             return {"ingested": report.added, "rejected": len(report.rejected),
                     "labelled": len(keep), "unlabelled": len(names) - len(keep)}
+
+    def import_training_from_service(self, service, labels_csv: Path, *,
+                                     scheme: str = "vo-al", form: str | None = None,
+                                     medium: str | None = None, workers: int = 8,
+                                     session=None, maxrec: int | None = None,
+                                     cancel: CancelToken | None = None) -> Job[dict]:
+        """Job: the labelled training set straight from an SSAP service (with DataLink).
+
+        The labels file's ids (publisher DIDs such as ivo://asu.cas.cz/stel/ccd700/uc050029,
+        or file names) are matched to the service's spectra by the DID's last part or the file
+        name (labels.spectrum_key); the matched spectra are harvested into the training pool in
+        `form` ('native', 'sdm-votable', 'sdm-fits' through DataLink; None: the access URLs the
+        query gives), resumable and cached as `harvest` is (PROJECT/harvest-training). Ids the
+        service does not have are reported (and written to training_not_found.txt); `medium`
+        is for files that do not say air or vacuum (else the service's setting).
+        """
+        from vo_al.core.vo.harvest import harvest_table
+        from vo_al.core.vo.query import as_service, ssap_search
+
+        with self.writing("import-training"):
+            labels = {spectrum_key(n): v for n, v in read_label_csv(labels_csv, scheme)}
+            if not labels:
+                raise ProjectError(f"{labels_csv}: no labels to import")
+            service = as_service(service, "ssap")
+            yield Progress("import-training", 0, len(labels), f"asking {service.url}")
+            table = ssap_search(service, maxrec=maxrec or max(2 * len(labels), 10_000),
+                                session=session, limits=self.settings.limits)
+            did_column = next((c for c in table.colnames
+                               if c.lower() in ("ssa_pubdid", "obs_publisher_did")), None)
+            name_column = next((c for c in table.colnames
+                                if c.lower() in ("filename", "file_name")), None)
+            if did_column is None and name_column is None:
+                raise ProjectError(f"{service.url}: the SSAP result has neither a publisher "
+                                   f"DID (ssa_pubDID) nor a file name column to match "
+                                   f"{labels_csv} with (columns: {', '.join(table.colnames)})")
+
+            def key_of(row) -> str:
+                for column in (did_column, name_column):
+                    if column is not None and str(row[column]).strip():
+                        key = spectrum_key(str(row[column]))
+                        if key in labels:
+                            return key
+                return ""
+
+            keys = [key_of(row) for row in table]
+            matched = table[[bool(k) for k in keys]]
+            found = {k for k in keys if k}
+            missing = sorted(k for k in labels if k not in found)
+            atomic_write_text(self.folder / TRAINING_NOT_FOUND,
+                              "".join(f"{k}\n" for k in missing))
+            if not len(matched):
+                raise ProjectError(f"{labels_csv}: none of its {len(labels)} ids is a spectrum "
+                                   f"of {service.url} ({len(table)} spectra)")
+            report = yield from harvest_table(
+                self.training, self.folder / TRAINING_HARVEST_DIR, matched, form=form,
+                settings=self.settings.preprocess, workers=workers, cancel=cancel,
+                limits=self.settings.limits, medium=medium or service.medium or None,
+                session=session)
+            names = self.training.metadata(columns=["name"])["name"]
+            keep = [(n, labels[spectrum_key(n)]) for n in names if spectrum_key(n) in labels]
+            if not keep:
+                raise ProjectError(f"{labels_csv}: no labelled spectrum could be harvested "
+                                   f"from {service.url} ({len(report.failed)} failed)")
+            self.store.set_training_labels([n for n, _ in keep], [v for _, v in keep])
+            return {"service": service.url, "labels": len(labels), "matched": len(matched),
+                    "not_found": len(missing), "ingested": report.added,
+                    "skipped": report.skipped, "failed": len(report.failed),
+                    "labelled": len(keep), "not_found_file": str(self.folder /
+                                                                 TRAINING_NOT_FOUND),
+                    "failures": [list(f) for f in report.failed[:20]]}
 
     def training_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(rows, labels) of the initial labelled set."""

@@ -137,12 +137,21 @@ def fits_bytes(raw: bytes, where, head_only: bool = False, max_bytes: int | None
 
 def read_fits_file(path, max_bytes: int) -> bytes:
     """A file's FITS bytes (gunzipped if gzipped), reading and keeping at most `max_bytes`."""
+    return _check_fits_magic(read_file_bounded(path, max_bytes), path)
+
+
+def read_file_bounded(path, max_bytes: int) -> bytes:
+    """A file's bytes (gunzipped if gzipped, whatever they hold), reading and keeping at most
+    `max_bytes`: SpectrumReadError naming the file for more, an empty file, or an I/O error."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(2)
             if head == GZIP_MAGIC:
                 chunks = chain([head], iter(lambda: fh.read(_READ_CHUNK), b""))
-                return _check_fits_magic(gunzip_bounded(chunks, path, max_bytes), path)
+                raw = gunzip_bounded(chunks, path, max_bytes)
+                if not raw:
+                    raise SpectrumReadError(path, "empty file (0 bytes)")
+                return raw
             size = os.fstat(fh.fileno()).st_size
             if size > max_bytes:
                 raise SpectrumReadError(path, f"file of {size} bytes, more than "
@@ -152,7 +161,9 @@ def read_fits_file(path, max_bytes: int) -> bytes:
         raise SpectrumReadError(path, f"cannot read file: {exc}", retryable=True) from exc
     if len(raw) > max_bytes:
         raise SpectrumReadError(path, f"file larger than {_bound_text(max_bytes)}")
-    return _check_fits_magic(raw, path)
+    if not raw:
+        raise SpectrumReadError(path, "empty file (0 bytes)")
+    return raw
 
 
 # ---------------------------------------------------------------- header values

@@ -11,6 +11,13 @@ Layouts, detected from the headers (never from the file name):
 * ``ccd700``: a 1-D primary image on a linear AIR wavelength axis (CRVAL1, CDELT1 or CD1_1,
   CRPIX1), converted here to vacuum with `preprocess.air_to_vacuum`.
 
+Files that are none of these: an SDM spectrum (FITS binary table without LAMOST's FLUX, IVAR
+and WAVELENGTH columns, or a VOTable; `sdm.py`), else specutils' loaders (SDSS, DESI, tabular
+FITS, ASCII ...; `specutils_reader.py`). The first reader that claims a file reads it; the
+Spectrum records which (`reader`) and whether the file was in air or vacuum, and why (`medium`,
+`medium_reason`; rules in `media.py`). `medium` ('air'/'vacuum') is the user's setting for files
+that do not say.
+
 Mask choice for LAMOST: a pixel is bad where ANDMASK != 0 (bad in every exposure), where the inverse
 variance is not > 0, or where the flux is not finite. ORMASK (bad in at least one exposure) is not
 used: it flags large parts of good spectra near sky lines and would throw away usable pixels.
@@ -30,6 +37,8 @@ binary tables and scaled images (BSCALE/BZERO/BLANK), from the bytes already in 
 from __future__ import annotations
 
 import io
+import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -37,20 +46,37 @@ from astropy.io import fits
 
 from vo_al.core.base.errors import SpectrumReadError
 from vo_al.core.base.limits import DEFAULT_LIMITS, LimitSettings
-from vo_al.core.spectra.fits_header import (BITPIX_DTYPES, Hdu, NotSpectrum, RawHeader,
-                                            Unparsable, fits_bytes, parse_value, read_fits_file,
-                                            split_hdus)
-from vo_al.core.spectra.preprocess import air_to_vacuum
+from vo_al.core.base.sky import sexagesimal_degrees
+from vo_al.core.base.xml_prolog import XML_PROLOG_BYTES, xml_declares_entities
+from vo_al.core.spectra.fits_header import (BITPIX_DTYPES, FITS_MAGIC, GZIP_MAGIC, Hdu, NotSpectrum,
+                                            RawHeader, Unparsable, fits_bytes, parse_value,
+                                            read_file_bounded, split_hdus)
+from vo_al.core.spectra.media import AIR, VACUUM, medium_in_keywords, settle_medium, to_vacuum
 from vo_al.core.spectra.record import Spectrum, SpectrumMeta
+from vo_al.core.spectra.sdm import SDM_FITS, SDM_VOTABLE, read_sdm_fits, read_sdm_votable
 
 # fits_bytes lives in fits_header; re-exported here, where the download checks look for it
-__all__ = ["CCD700", "LAMOST_IMAGE", "LAMOST_TABLE", "LAYOUTS", "detect_layout", "fits_bytes",
-           "read_spectrum", "spectrum_name"]
+__all__ = ["CCD700", "LAMOST_IMAGE", "LAMOST_TABLE", "LAYOUTS", "SDM_FITS", "SDM_VOTABLE",
+           "check_spectrum_head", "detect_layout", "fits_bytes", "read_spectrum",
+           "spectrum_name"]
 
 LAMOST_IMAGE = "lamost-image"
 LAMOST_TABLE = "lamost-table"
 CCD700 = "ccd700"
-LAYOUTS = (LAMOST_IMAGE, LAMOST_TABLE, CCD700)
+LAYOUTS = (LAMOST_IMAGE, LAMOST_TABLE, CCD700, SDM_FITS)
+_LAMOST_TABLE_COLUMNS = ("flux", "ivar", "wavelength")
+# a VOTable's root element within its prolog (XML declaration, comments, a DOCTYPE: entity
+# declarations are refused before any parser sees them, xml_prolog)
+_VOTABLE_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?VOTABLE\b")
+_XML_START = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<")
+
+
+def _votable_head(head: bytes) -> bool:
+    """Whether the (decompressed) start of a file is a VOTable document."""
+    if not _XML_START.match(head):
+        return False
+    first = re.search(rb"<(?![?!])", head)          # the root element's start
+    return first is not None and _VOTABLE_ROOT.match(head, first.start()) is not None
 
 # header keywords whose presence marks a primary image as a LAMOST spectrum
 _LAMOST_MARKERS = ("EXTEN0", "ROW1", "COEFF0")
@@ -63,18 +89,23 @@ _AGREE_STEP = 1e-6                      # two cards of one step, relative
 
 # ---------------------------------------------------------------- public API
 
-def read_spectrum(path, limits: LimitSettings | None = DEFAULT_LIMITS) -> Spectrum:
-    """Read a LAMOST (image or table layout) or CCD700 FITS file, plain or gzipped.
+def read_spectrum(path, limits: LimitSettings | None = DEFAULT_LIMITS,
+                  medium: str | None = None,
+                  medium_origin: str = "the medium setting") -> Spectrum:
+    """Read one spectrum file, plain or gzipped: LAMOST (image or table layout) or CCD700 FITS,
+    an SDM FITS table or VOTable, or what a specutils loader reads.
 
     Reads and decompresses at most `limits.max_spectrum_bytes` (the project's
-    `settings.limits`; None: DEFAULT_LIMITS; a spectrum is well under 1 MB). Raises
+    `settings.limits`; None: DEFAULT_LIMITS; a spectrum is well under 1 MB). `medium` ('air',
+    'vacuum' or None) is used only for a file that does not say which its wavelengths are
+    (`medium_origin` names where the setting came from, for the record). Raises
     SpectrumReadError(path, reason) for anything that is not a usable spectrum: every failure,
     of whatever kind, names the file.
     """
     path = Path(path)
     try:
-        raw = read_fits_file(path, (limits or DEFAULT_LIMITS).max_spectrum_bytes)
-        return _spectrum_from_bytes(raw, path)
+        raw = read_file_bounded(path, (limits or DEFAULT_LIMITS).max_spectrum_bytes)
+        return _spectrum_from_bytes(raw, path, medium, medium_origin)
     except SpectrumReadError:
         raise
     except NotSpectrum as exc:
@@ -82,7 +113,7 @@ def read_spectrum(path, limits: LimitSettings | None = DEFAULT_LIMITS) -> Spectr
     except MemoryError:
         raise                  # the machine's state, not the file's: never reject a file for it
     except Exception as exc:   # noqa: BLE001 - astropy/numpy on a corruption not named above
-        raise SpectrumReadError(path, f"corrupt FITS file ({type(exc).__name__}: {exc})") from exc
+        raise SpectrumReadError(path, f"corrupt file ({type(exc).__name__}: {exc})") from exc
 
 
 def detect_layout(hdul: fits.HDUList) -> str:
@@ -98,6 +129,22 @@ def detect_layout(hdul: fits.HDUList) -> str:
     except Exception as exc:   # noqa: BLE001 - astropy on an unparsable card
         raise SpectrumReadError(where, f"corrupt FITS header ({type(exc).__name__}: {exc})"
                                 ) from exc
+
+
+def check_spectrum_head(head: bytes, where) -> None:
+    """The cheap check a download makes on a file's first bytes (plain or gzipped) before
+    reading it all: FITS or a VOTable (an HTML error page is neither). SpectrumReadError(where,
+    reason) otherwise: empty, a broken gzip stream, or what it starts with."""
+    if not head:
+        raise SpectrumReadError(where, "empty file (0 bytes)")
+    if head[:2] == GZIP_MAGIC:
+        try:
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 4096)
+        except zlib.error as exc:
+            raise SpectrumReadError(where, f"broken gzip stream (truncated?): {exc}") from None
+    if not (head.startswith(FITS_MAGIC) or _votable_head(head)):
+        raise SpectrumReadError(where, f"not a FITS file nor a VOTable (starts with "
+                                       f"{head[:20]!r})")
 
 
 def spectrum_name(path) -> str:
@@ -147,11 +194,11 @@ def _layout(headers: list) -> str:
     if kind != "BINTABLE":
         raise NotSpectrum(f"HDU 1 is a {kind or 'headerless'} extension, not a binary table "
                           "spectrum")
-    names = _column_names(ext)
-    if "flux" not in {name.lower() for name in names}:
-        raise NotSpectrum(f"binary table in HDU 1 has no FLUX column (columns: "
-                          f"{', '.join(names) or 'none'})")
-    return LAMOST_TABLE
+    names = {name.lower() for name in _column_names(ext)}
+    if all(column in names for column in _LAMOST_TABLE_COLUMNS):
+        return LAMOST_TABLE
+    # any other table: an SDM spectrum (sdm.py finds its columns by utype, UCD or name)
+    return SDM_FITS
 
 
 def _column_names(header) -> list:
@@ -160,16 +207,52 @@ def _column_names(header) -> list:
     return [str(header.get(f"TTYPE{i}", "")).strip() for i in range(1, min(count, 999) + 1)]
 
 
-def _spectrum_from_bytes(raw: bytes, path: Path) -> Spectrum:
+def _spectrum_from_bytes(raw: bytes, path: Path, medium: str | None = None,
+                         medium_origin: str = "the medium setting") -> Spectrum:
+    if not raw.startswith(FITS_MAGIC):
+        return _not_fits_spectrum(raw, path, medium, medium_origin)
     hdus = split_hdus(raw)
     primary = hdus[0].header
     layout = _layout([hdu.header for hdu in hdus])
+    if layout == SDM_FITS:
+        try:
+            return read_sdm_fits(raw, spectrum_name(path), str(path), medium, medium_origin)
+        except NotSpectrum as sdm_failure:
+            # a table SDM rules cannot read may still be one a specutils loader knows
+            return _specutils_spectrum(path, medium, medium_origin, sdm_failure)
     if layout == LAMOST_TABLE:
         return _lamost_table_spectrum(raw, primary, hdus[1].header, path)
     data = _image_data(raw, hdus[0])
     if layout == LAMOST_IMAGE:
         return _lamost_image_spectrum(primary, data, path)
-    return _ccd700_spectrum(primary, data, path)
+    return _ccd700_spectrum(primary, data, path, medium, medium_origin)
+
+
+def _not_fits_spectrum(raw: bytes, path: Path, medium, medium_origin) -> Spectrum:
+    """A VOTable (an SDM spectrum), or a file only specutils may know (ASCII ...)."""
+    head = raw[:XML_PROLOG_BYTES]
+    if _XML_START.match(head):
+        refused = xml_declares_entities(head)
+        if refused:
+            raise NotSpectrum(f"an XML document that {refused}")
+    if _votable_head(head):
+        return read_sdm_votable(raw, spectrum_name(path), str(path), medium, medium_origin)
+    return _specutils_spectrum(
+        path, medium, medium_origin,
+        NotSpectrum(f"not a FITS file nor a VOTable (starts with {raw[:20]!r})"))
+
+
+def _specutils_spectrum(path: Path, medium, medium_origin, failure: NotSpectrum) -> Spectrum:
+    """What specutils' loaders make of a file no vo-al reader claims; NotSpectrum with both
+    reasons (`failure`: why vo-al's own readers could not) where they cannot either."""
+    try:
+        from vo_al.core.spectra.specutils_reader import read_with_specutils
+    except ImportError as exc:       # specutils missing from a broken install
+        raise NotSpectrum(f"{failure}; specutils is not installed ({exc})") from None
+    try:
+        return read_with_specutils(path, medium, medium_origin)
+    except NotSpectrum as exc:
+        raise NotSpectrum(f"{failure}; specutils: {exc}") from None
 
 
 def _image_data(raw: bytes, hdu: Hdu) -> np.ndarray:
@@ -300,7 +383,7 @@ def _lamost_image_spectrum(header: RawHeader, data, path: Path) -> Spectrum:
     flux = data[0].astype(np.float64)
     ivar = data[1].astype(np.float64)
     andmask = data[3] if n_rows >= 4 else None
-    return _lamost_spectrum(wavelength, flux, ivar, andmask, header, path)
+    return _lamost_spectrum(wavelength, flux, ivar, andmask, header, path, LAMOST_IMAGE)
 
 
 def _lamost_table_spectrum(raw: bytes, primary: RawHeader, extension: RawHeader,
@@ -332,7 +415,7 @@ def _lamost_table_spectrum(raw: bytes, primary: RawHeader, extension: RawHeader,
         raise NotSpectrum("WAVELENGTH column is not strictly increasing")
     _checked_axis(wavelength, "the WAVELENGTH column")
     return _lamost_spectrum(wavelength, flux, ivar, andmask, _MergedHeader(primary, extension),
-                            path)
+                            path, LAMOST_TABLE)
 
 
 class _MergedHeader:
@@ -354,17 +437,21 @@ class _MergedHeader:
         return self._first(key).number(key)
 
 
-def _lamost_spectrum(wavelength, flux, ivar, andmask, header, path: Path) -> Spectrum:
+def _lamost_spectrum(wavelength, flux, ivar, andmask, header, path: Path,
+                     reader: str) -> Spectrum:
     finite = np.isfinite(flux)
     if not finite.any():
         raise NotSpectrum("flux has no finite value")
     mask = ~finite | ~(ivar > 0)
     if andmask is not None:
         mask |= andmask != 0
-    return Spectrum(wavelength, flux, ivar, mask, "lamost", _lamost_meta(header, path))
+    return Spectrum(wavelength, flux, ivar, mask, "lamost", _lamost_meta(header, path),
+                    reader=reader, medium=VACUUM,
+                    medium_reason="LAMOST pipeline: vacuum wavelengths (METHOD.md)")
 
 
-def _ccd700_spectrum(header: RawHeader, data, path: Path) -> Spectrum:
+def _ccd700_spectrum(header: RawHeader, data, path: Path, medium: str | None = None,
+                    medium_origin: str = "the medium setting") -> Spectrum:
     if data is None or data.ndim != 1 or data.shape[0] < 2:
         raise NotSpectrum("1-D layout without a data array of at least 2 pixels")
     n_pix = data.shape[0]
@@ -380,18 +467,38 @@ def _ccd700_spectrum(header: RawHeader, data, path: Path) -> Spectrum:
         if _dc_flag(header) == 1:         # IRAF log-linear axis
             axis = 10.0 ** axis
     axis = _checked_axis(axis, f"CRVAL1/{step_key}/CRPIX1")
-    wavelength = axis if _is_vacuum(header) else air_to_vacuum(axis)
+    file_medium, reason = _image_medium(header, medium, medium_origin)
     flux = data.astype(np.float64)
     finite = np.isfinite(flux)
     if not finite.any():
         raise NotSpectrum("flux has no finite value")
-    return Spectrum(wavelength, flux, None, ~finite, "ccd700", _ccd700_meta(header, path))
+    return Spectrum(to_vacuum(axis, file_medium), flux, None, ~finite, "ccd700",
+                    _ccd700_meta(header, path), reader=CCD700, medium=file_medium,
+                    medium_reason=reason)
 
 
-def _is_vacuum(header) -> bool:
-    """CCD700 spectra are in air; respect an explicit vacuum statement if a file makes one."""
-    return _text(header, "CTYPE1").upper().startswith("VAWE") or \
-        header.logical("VACUUM") is True
+def _image_medium(header: RawHeader, medium: str | None, medium_origin: str):
+    """A 1-D image's medium: what its keywords state (VACUUM, AIRORVAC, CTYPE1 AWAV/VAWE); an
+    Ondřejov CCD700 file (INSTRUME COUDE700 or OBSERVAT ONDREJOV) is in air, as the archive
+    documents; another 1-D image takes the user's setting, else air (the layout's convention),
+    with that reason on record."""
+    stated = medium_in_keywords(lambda key: header.logical(key) if key == "VACUUM"
+                                else _text_or_none(header, key))
+    if stated:
+        return settle_medium(stated)
+    instrument, site = _text(header, "INSTRUME").upper(), _text(header, "OBSERVAT").upper()
+    if "700" in instrument or "ONDREJOV" in site:
+        return AIR, (f"Ondřejov CCD700 file (INSTRUME = {instrument!r}, OBSERVAT = {site!r}): "
+                     "air wavelengths, as the archive publishes them")
+    if medium is not None:
+        return settle_medium([], medium, medium_origin)
+    return AIR, ("1-D linear image without a medium keyword: taken as air, the CCD700 "
+                 "convention (give the medium setting if it is vacuum)")
+
+
+def _text_or_none(header, key):
+    value = header.get(key)
+    return value if isinstance(value, str) else None
 
 
 # ---------------------------------------------------------------- meta
@@ -460,17 +567,4 @@ def _sexagesimal(header: RawHeader, key: str, hours: bool) -> float:
     if not isinstance(value, str):
         number = header.number(key)
         return float("nan") if number is None else number
-    text = value.strip()
-    if not text:
-        return float("nan")
-    sign = -1.0 if text.startswith("-") else 1.0
-    parts = text.lstrip("+-").replace(":", " ").split()
-    try:
-        numbers = [float(p) for p in parts]
-    except ValueError:
-        return float("nan")
-    if not 1 <= len(numbers) <= 3 or not all(np.isfinite(numbers)):
-        return float("nan")
-    numbers += [0.0] * (3 - len(numbers))
-    degrees = numbers[0] + numbers[1] / 60.0 + numbers[2] / 3600.0
-    return sign * degrees * (15.0 if hours and len(parts) > 1 else 1.0)
+    return sexagesimal_degrees(value, hours)

@@ -6,7 +6,10 @@ from dataclasses import dataclass, field, asdict
 
 import numpy as np
 
-INSTRUMENTS = ("lamost", "ccd700")
+# "other": a spectrum of another survey or instrument (SDM products, specutils loaders) whose
+# resolution preprocessing leaves as it is (CCD700's is degraded to LAMOST's; METHOD.md step 3)
+INSTRUMENTS = ("lamost", "ccd700", "other")
+MEDIA = ("air", "vacuum")
 
 
 @dataclass
@@ -37,6 +40,9 @@ class Spectrum:
     """A 1-D spectrum on a linear VACUUM wavelength axis in Angstrom.
 
     `mask` is True where a pixel is bad (survey and/or or-mask set, or zero inverse variance).
+    `reader` names the reader that made it ('lamost-image', 'sdm-votable', 'specutils:...');
+    `medium` is what the FILE's wavelengths were in ('air' or 'vacuum'; converted to vacuum here)
+    and `medium_reason` why vo-al believes so: a person can check it (`vo-al preprocess`).
     """
 
     wavelength: np.ndarray
@@ -45,10 +51,15 @@ class Spectrum:
     mask: np.ndarray | None
     instrument: str
     meta: SpectrumMeta = field(default_factory=lambda: SpectrumMeta(name=""))
+    reader: str = ""
+    medium: str = "vacuum"
+    medium_reason: str = ""
 
     def __post_init__(self) -> None:
         if self.instrument not in INSTRUMENTS:
             raise ValueError(f"instrument {self.instrument!r} not one of {INSTRUMENTS}")
+        if self.medium not in MEDIA:
+            raise ValueError(f"medium {self.medium!r} not one of {MEDIA}")
         self.wavelength = np.asarray(self.wavelength, dtype=np.float64)
         self.flux = np.asarray(self.flux, dtype=np.float64)
         if self.wavelength.shape != self.flux.shape or self.flux.ndim != 1:

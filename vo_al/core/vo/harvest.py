@@ -73,7 +73,7 @@ from vo_al.core.base.jsonfile import read_json_document
 from vo_al.core.base.limits import DEFAULT_LIMITS, LimitSettings
 from vo_al.core.base.progress import CancelToken, Job, Progress
 from vo_al.core.pool.schema import RECORD_FIELDS, spectrum_record
-from vo_al.core.spectra.readers import fits_bytes, read_spectrum, spectrum_name
+from vo_al.core.spectra.readers import check_spectrum_head, read_spectrum, spectrum_name
 from vo_al.core.spectra.settings import PreprocessSettings
 from vo_al.core.vo.network import Deadline, make_session, retry_after_seconds
 
@@ -101,7 +101,10 @@ _SPECTRUM_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fit.gz", ".fz")
 # query-row column -> pool metadata key (first present wins; case-insensitive)
 COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
     "url": ("accref", "access_url", "acref", "access_reference", "datalink_url"),
-    "name": ("filename", "file_name", "fname", "file", "spec_file"),
+    # a publisher DID's last part (ivo://asu.cas.cz/stel/ccd700/uc050029 -> uc050029) where a
+    # service names no file: how the labels of a training set name the spectra
+    "name": ("filename", "file_name", "fname", "file", "spec_file", "ssa_pubdid",
+             "obs_publisher_did", "publisher_did"),
     "obsid": ("obsid", "obs_id"),
     "designation": ("designation", "desig", "ssa_targname", "target_name"),
     "ra": ("ra", "s_ra", "ra_obs"),
@@ -176,21 +179,29 @@ def name_for(url: str, row_name: str | None = None, obsid: str | None = None) ->
 
 
 def items_from_table(table, *, url_column: str | None = None,
-                     name_column: str | None = None) -> list[HarvestItem]:
+                     name_column: str | None = None,
+                     urls: list | None = None) -> list[HarvestItem]:
     """Harvest items from a query result (SSAP or TAP): access URL, name and row metadata.
 
     Column names are recognised case-insensitively from COLUMN_CANDIDATES (accref, obsid,
     designation, ra, dec, class, subclass, z, snr, ...); rows without an access URL are an error.
+    `urls` (one per row, None to leave a row out) replaces the access URL column: the spectra
+    in another form (vo.datalink.product_urls).
     """
-    ucol = _find_column(table, "url", url_column)
-    if ucol is None:
+    ucol = None if urls is not None else _find_column(table, "url", url_column)
+    if ucol is None and urls is None:
         raise ParameterError("url_column", None, "an access URL column (accref, access_url, "
                              f"...); the table has {', '.join(table.colnames)}")
     ncol = _find_column(table, "name", name_column)
     cols = {k: _find_column(table, k) for k in _ROW_KEYS}
     items, seen = [], set()
     for i, row in enumerate(table):
-        url = _cell(row[ucol])
+        if urls is not None:
+            url = urls[i]
+            if url is None:
+                continue
+        else:
+            url = _cell(row[ucol])
         if not url:
             raise ParameterError(f"row {i} {ucol}", url, "an access URL")
         url = str(url).strip()
@@ -296,13 +307,14 @@ def _abandoned(part: Path, older_than_s: float) -> bool:
 def download(url: str, dest: Path, *, session: requests.Session, retries: int = 3,
              backoff: float = 0.25, timeout=None, check: bool = True,
              limits: LimitSettings | None = None, max_retry_wait: float = MAX_RETRY_WAIT_S,
-             deadline: Deadline | None = None):
+             deadline: Deadline | None = None, medium: str | None = None):
     """Download `url` to `dest` (atomically: temp file in dest's folder, then rename).
 
     Checks: HTTP 200, body as long as Content-Length says, at most limits.max_download_mb
     received and decoded, non-empty, FITS magic (plain or gzipped) and, when `check`, readable
     by read_spectrum. All attempts and the waits between them end within
-    limits.download_deadline_s (or `deadline`, the caller's, e.g. to abort it). Returns the
+    limits.download_deadline_s (or `deadline`, the caller's, e.g. to abort it). `medium`: for
+    a file that does not say whether it is in air or vacuum (see read_spectrum). Returns the
     Spectrum read (or None when not checked). Raises DownloadError (retryable or not) after the
     retries are spent; nothing is left at `dest` or beside it then.
     """
@@ -313,7 +325,7 @@ def download(url: str, dest: Path, *, session: requests.Session, retries: int = 
     attempt = 0
     while True:
         try:
-            return _download_once(url, dest, session, timeout, check, limits, deadline)
+            return _download_once(url, dest, session, timeout, check, limits, deadline, medium)
         except DownloadError as exc:
             wait_s = backoff * (2 ** attempt)
             asked = getattr(exc, "retry_after", None)
@@ -352,7 +364,7 @@ def _past_deadline(url: str, deadline: Deadline) -> DownloadError:
 
 
 def _download_once(url: str, dest: Path, session, timeout, check: bool, limits: LimitSettings,
-                   deadline: Deadline):
+                   deadline: Deadline, medium: str | None = None):
     fd, tmp = tempfile.mkstemp(prefix=".part-", suffix=".fits", dir=dest.parent)
     claim = _claim(fd)
     try:
@@ -383,13 +395,13 @@ def _download_once(url: str, dest: Path, session, timeout, check: bool, limits: 
         with open(tmp, "rb") as fh:
             head = fh.read(2880)
         try:
-            fits_bytes(head, url, head_only=True)     # cheap: before the reader parses it all
+            check_spectrum_head(head, url)            # cheap: before the reader parses it all
         except SpectrumReadError as exc:
             raise DownloadError(url, exc.reason) from None
         spectrum = None
         if check:
             try:
-                spectrum = read_spectrum(tmp, limits)
+                spectrum = read_spectrum(tmp, limits, medium)
             except SpectrumReadError as exc:
                 raise DownloadError(url, f"not a usable spectrum: {exc.reason}") from exc
         try:
@@ -596,7 +608,8 @@ class _InFlight:
 
 
 def _fetch(item: HarvestItem, cache: SpectrumCache, session, retries, backoff,
-           stop: threading.Event, limits: LimitSettings, in_flight: _InFlight):
+           stop: threading.Event, limits: LimitSettings, in_flight: _InFlight,
+           medium: str | None = None):
     """Worker: (item, spectrum, from_cache) or (item, DownloadError, False)."""
     not_attempted = DownloadError(item.url, "not attempted: harvest stopped", retryable=True)
     if stop.is_set():
@@ -604,7 +617,7 @@ def _fetch(item: HarvestItem, cache: SpectrumCache, session, retries, backoff,
     path = cache.path_for(item.url)
     if path.is_file():
         try:
-            return item, read_spectrum(path, limits), True
+            return item, read_spectrum(path, limits, medium), True
         except SpectrumReadError:
             path.unlink(missing_ok=True)           # a bad cached file: download it again
     deadline = in_flight.start(limits.download_deadline_s)
@@ -612,7 +625,7 @@ def _fetch(item: HarvestItem, cache: SpectrumCache, session, retries, backoff,
         return item, not_attempted, False
     try:
         sp = download(item.url, path, session=session, retries=retries, backoff=backoff,
-                      limits=limits, deadline=deadline)
+                      limits=limits, deadline=deadline, medium=medium)
         return item, sp, False
     except DownloadError as exc:
         return item, exc, False
@@ -625,7 +638,7 @@ def harvest(pool, folder, items: list[HarvestItem] | None = None, *,
             workers: int = 8, batch: int = 256, retries: int = 3, backoff: float = 0.25,
             max_consecutive_failures: int = 32, cancel: CancelToken | None = None,
             info: dict | None = None, limits: LimitSettings | None = None,
-            hold_s: float = HOLD_S) -> Job["HarvestReport"]:
+            hold_s: float = HOLD_S, medium: str | None = None) -> Job["HarvestReport"]:
     """Job: download, check, preprocess and add to `pool` the spectra of `items` (or resume the
     harvest saved in `folder` when `items` is None; new items are added to its job list).
 
@@ -633,6 +646,8 @@ def harvest(pool, folder, items: list[HarvestItem] | None = None, *,
     subclass/z/snr from the query row, else from the FITS header; instrument from the reader.
     `limits` bounds each download (size, deadline; default DEFAULT_LIMITS); `hold_s` is how
     long finished files wait for an earlier one still downloading (see the module's doc).
+    `medium` ('air'/'vacuum'): the wavelengths of files that do not say (the service's or the
+    import's setting; read_spectrum); None rejects such files with that reason.
     """
     from vo_al.core.spectra.preprocess import preprocess_spectra
 
@@ -702,7 +717,7 @@ def harvest(pool, folder, items: list[HarvestItem] | None = None, *,
                 if nxt is None:
                     return
                 running[executor.submit(_fetch, nxt[1], cache, session, retries, backoff,
-                                        stop, limits, in_flight)] = nxt[0]
+                                        stop, limits, in_flight, medium)] = nxt[0]
 
         fill()
         while running:
@@ -771,10 +786,38 @@ def _meta_for(item: HarvestItem, sp) -> dict:
 
 
 def harvest_table(pool, folder, table, **kwargs) -> Job["HarvestReport"]:
-    """harvest() of the rows of a query result table (see items_from_table for the columns)."""
+    """harvest() of the rows of a query result table (see items_from_table for the columns).
+
+    `form` ('native', 'sdm-votable', 'sdm-fits'; None: the table's access URLs as they are)
+    harvests the spectra in that form, through the result's DataLink service (vo.datalink);
+    rows the service cannot give in that form are in the report's failures.
+    """
     url_column = kwargs.pop("url_column", None)
     name_column = kwargs.pop("name_column", None)
-    items = items_from_table(table, url_column=url_column, name_column=name_column)
+    form = kwargs.pop("form", None)
+    refused: list = []
+    urls = None
+    if form is not None:
+        urls, refused = _urls_in_form(table, form, kwargs.get("session"))
+    items = items_from_table(table, url_column=url_column, name_column=name_column, urls=urls)
     info = kwargs.pop("info", None) or {k: str(v) for k, v in table.meta.items()
                                         if k in ("service", "query")}
-    return (yield from harvest(pool, folder, items, info=info, **kwargs))
+    if form is not None:
+        info["form"] = form
+    report = yield from harvest(pool, folder, items, info=info, **kwargs)
+    report.failed.extend(refused)
+    return report
+
+
+def _urls_in_form(table, form: str, session) -> tuple[list, list]:
+    """(one URL or None per row, [(DID, reason)]) of the spectra of `table` in `form`."""
+    from vo_al.core.vo.datalink import DatalinkService, product_urls
+
+    url, id_column = table.meta.get("datalink"), table.meta.get("datalink_id")
+    if not url or id_column not in table.colnames:
+        raise ParameterError("form", form, "a query result with a DataLink service (this "
+                             "result has none: harvest its access URLs as they are)")
+    dids = [str(_cell(v) or "") for v in table[id_column]]
+    found = product_urls(DatalinkService(url, id_column), [d for d in dids if d], form,
+                         session if session is not None else make_session())
+    return [found.urls.get(d) for d in dids], found.failed

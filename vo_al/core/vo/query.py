@@ -151,6 +151,13 @@ def results_table(results, service: str, query: str, **meta) -> Table:
     status = _status_of(results)
     table.meta.update(service=service, query=query, query_status=status,
                       overflow=(status == "OVERFLOW"), **meta)
+    # the result's DataLink descriptor, for the spectra in another form (vo.datalink)
+    from vo_al.core.vo.datalink import datalink_service_of
+
+    votable = getattr(results, "votable", None)
+    links = datalink_service_of(votable) if votable is not None else None
+    if links is not None:
+        table.meta.update(datalink=links.url, datalink_id=links.id_column)
     return table
 
 

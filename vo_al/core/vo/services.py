@@ -47,6 +47,8 @@ class VOService:
 
     `ssa_size` (SSAP only) says how the server reads SIZE: 'diameter' as SSA 1.1 says, or
     'radius' as DaCHS 2.7 does; vo-al sends what gives a search of the radius the user asked.
+    `medium` ('air', 'vacuum' or '') is the wavelength medium of the service's spectra where a
+    file does not state it (a file's own statement wins; '' rejects such files, saying why).
     `tested` marks services exercised by the test suite (only the local DaCHS).
     """
 
@@ -56,6 +58,7 @@ class VOService:
     description: str = ""
     ssa_size: str = SIZE_DIAMETER
     tested: bool = False
+    medium: str = ""
 
     def validate(self) -> "VOService":
         if not self.name or any(c.isspace() for c in self.name):
@@ -66,6 +69,9 @@ class VOService:
             raise ParameterError("url", self.url, "an http:// or https:// URL")
         if self.ssa_size not in SIZE_MEANINGS:
             raise ParameterError("ssa_size", self.ssa_size, f"one of {', '.join(SIZE_MEANINGS)}")
+        from vo_al.core.spectra.media import parse_medium
+
+        self.medium = parse_medium(self.medium, "medium") or ""
         return self
 
     def as_dict(self) -> dict:
@@ -92,15 +98,20 @@ def local_dachs_base(port: int | None = None) -> str:
 
 
 def default_services(port: int | None = None) -> list[VOService]:
-    """The local DaCHS of scripts/dachs.sh: SSAP on lamost/q/ssa, TAP on /tap (table lamost.data)."""
+    """The local DaCHS of scripts/dachs.sh: SSAP on lamost/q/ssa, TAP on /tap (table lamost.data),
+    and the Ondřejov-like archive's SSAP on ccd700/q/ssa (SDM VOTables, air wavelengths)."""
     base = local_dachs_base(port)
     return [
         VOService("local-ssap", SSAP, f"{base}/lamost/q/ssa/ssap.xml",
                   "local DaCHS (scripts/dachs.sh): synthetic LAMOST spectra, SSAP",
                   ssa_size=SIZE_RADIUS, tested=True),
         VOService("local-tap", TAP, f"{base}/tap",
-                  "local DaCHS (scripts/dachs.sh): table lamost.data and ivoa.obscore, TAP",
-                  tested=True),
+                  "local DaCHS (scripts/dachs.sh): tables lamost.data, ccd700.data and "
+                  "ivoa.obscore, TAP", tested=True),
+        VOService("local-ccd700", SSAP, f"{base}/ccd700/q/ssa/ssap.xml",
+                  "local DaCHS (scripts/dachs.sh import-ccd700): synthetic Ondřejov CCD700 "
+                  "spectra as SDM VOTables (air wavelengths), SSAP",
+                  ssa_size=SIZE_RADIUS, tested=True),
     ]
 
 
