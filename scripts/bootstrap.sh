@@ -22,6 +22,11 @@ if [ ! -x .venv/bin/python ]; then
         fi
     fi
 fi
+# An NVIDIA GPU that the driver sees: the 'gpu' extra (JAX with CUDA; VO_AL_GPU=0 to skip)
+if [ "${VO_AL_GPU:-auto}" != 0 ] && command -v nvidia-smi >/dev/null \
+        && nvidia-smi -L >/dev/null 2>&1 && [[ ",$extras," != *",gpu,"* ]]; then
+    extras="${extras:+$extras,}gpu"
+fi
 stamp=".venv/.vo-al-installed${extras:+-$extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true

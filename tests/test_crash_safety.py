@@ -196,7 +196,8 @@ def test_a_finish_killed_at_its_worst_moments_is_as_if_never_run(tmp_path):
         found = session_candidates(s)
         assert found.provenance["scores"] == "final"
         proba = np.load(folder / "scores" / "final.npy")
-        expected = candidate_table(p.pool, proba, p.store.oracle_labels())
+        expected = candidate_table(p.pool, proba, p.store.oracle_labels(),
+                                   p.store.reviewed_labels())
         np.testing.assert_array_equal(found.candidates["pool_index"], expected["pool_index"])
         with open(folder / "candidates.csv", newline="") as fh:
             written = [int(r["pool_index"]) for r in csv.DictReader(fh)]

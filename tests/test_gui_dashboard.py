@@ -141,7 +141,8 @@ def test_refresh_runs_on_a_worker_and_shows_everything(dash, qtbot, session):
     assert "scores/iter-001.npy" in d.entropy_plot.plotItem.titleLabel.text
 
     # the candidates table is candidate_table's, row for row
-    expected = candidate_table(session.project.pool, latest, session.store.oracle_labels())
+    expected = candidate_table(session.project.pool, latest, session.store.oracle_labels(),
+                               session.store.reviewed_labels())
     assert_tables_equal(d.model.table, expected)
     assert d.model.rowCount() == len(expected["pool_index"])
     assert f"{len(expected['pool_index'])} candidates" in d.summary.text()
@@ -194,7 +195,8 @@ def test_scores_files_are_read_once_and_again_when_replaced(dash, qtbot, session
     assert refresh() == ["candidates"] and resets == [1]
     assert np.array_equal(d.counts_plot.predicted, predicted)
     assert_tables_equal(d.model.table, candidate_table(
-        session.project.pool, session.latest_probabilities(), session.store.oracle_labels()))
+        session.project.pool, session.latest_probabilities(), session.store.oracle_labels(),
+        session.store.reviewed_labels()))
 
     # a scores file replaced (here: rewritten in place, a new mtime) is read again
     path = session.project.folder / "scores/iter-000.npy"
@@ -218,7 +220,7 @@ def test_quick_refreshes_are_coalesced_and_the_last_state_shown(dash, qtbot, ses
     qtbot.waitUntil(lambda: not d.is_refreshing, timeout=WAIT_MS)
     assert d.refresh_runs == 2 and 1 <= len(shown) <= 2
     expected = candidate_table(session.project.pool, session.latest_probabilities(),
-                               session.store.oracle_labels())
+                               session.store.oracle_labels(), session.store.reviewed_labels())
     assert_tables_equal(d.model.table, expected)
     index = list(d.model.table["pool_index"])
     for pool_index, cls in zip(targets, ("single peak", "double peak")):

@@ -69,6 +69,38 @@ def test_one_iteration_keeps_the_rules_of_the_method(project):
     assert s.iteration == 1 and s.current_row()["n_train"] == 320
 
 
+def test_a_precision_label_is_not_training_data_but_a_verdict_the_candidates_keep(project):
+    """A spectrum a person called non-target in a precision sample stays out of training (the
+    method) and is never listed as a candidate (it is in the rejected table, origin
+    'precision'); one called a target there is a candidate with that origin."""
+    from vo_al.core.session.candidates import session_candidates
+
+    p, truth = project
+    s = ActiveLearningSession(p)
+    run_job(s.train())
+    run_job(s.score())
+    q = s.query()
+    if len(q["sample"]) < 2:
+        pytest.skip("the tiny model predicted fewer than 2 targets: no sample to label")
+    for index in q["batch"]:
+        s.label(int(index), int(truth[index]))
+    rejected_index, kept_index = int(q["sample"][0]), int(q["sample"][1])
+    s.label(rejected_index, 0)                 # a predicted target the person rejects
+    s.label(kept_index, 2)
+    for index in q["sample"][2:]:
+        s.label(int(index), int(truth[index]))
+    found = session_candidates(s)
+    candidates = dict(zip(found.candidates["pool_index"].tolist(), found.candidates["origin"]))
+    assert rejected_index not in candidates
+    assert candidates[kept_index] == "precision"
+    rejected = dict(zip(found.rejected["pool_index"].tolist(), found.rejected["origin"]))
+    assert rejected[rejected_index] == "precision"
+    assert found.provenance["n_precision_labels"] == len(q["sample"])
+    s.estimate()
+    x, y = s.training_data()                    # oracle labels only join training
+    assert len(y) == 300 + len(q["batch"])
+
+
 def test_stop_rule_long_training_and_candidates(tmp_path):
     p = Project.create(tmp_path / "p", tmp_path / "p" / "pool",
                        tiny_settings(precision_threshold=0.01, threshold_hits=1, long_patience=1))
@@ -85,9 +117,11 @@ def test_stop_rule_long_training_and_candidates(tmp_path):
     assert s.next_step() == "done"
     proba = np.load(p.folder / "scores/final.npy")
     oracle = p.store.oracle_labels()
-    table = candidate_table(p.pool, proba, oracle)
-    expected = set(np.flatnonzero(np.isin(proba.argmax(1), [1, 2]))) - set(oracle)
-    expected |= {i for i, v in oracle.items() if v in (1, 2)}
+    reviewed = p.store.reviewed_labels()            # precision-sample verdicts count too
+    table = candidate_table(p.pool, proba, oracle, reviewed)
+    person = {**reviewed, **oracle}
+    expected = set(np.flatnonzero(np.isin(proba.argmax(1), [1, 2]))) - set(person)
+    expected |= {i for i, v in person.items() if v in (1, 2)}
     assert set(table["pool_index"]) == expected
     text = (p.folder / "candidates.csv").read_text().splitlines()
     assert len(text) == len(expected) + 1 and text[0].startswith("pool_index,name")

@@ -13,14 +13,25 @@ from pathlib import Path
 from vo_al.cli.common import add_command, open_session, run_job
 
 
+def _device_line(what: str, precision: str | None) -> None:
+    """The backend, device and precision a step runs on (stderr: stdout stays the result)."""
+    from vo_al.core.learning.device import describe_device
+
+    print(f"{what} on {describe_device(precision)}", file=sys.stderr)
+
+
 def cmd_train(args):
-    print(json.dumps(run_job(open_session(args.project).train())))
+    session = open_session(args.project)
+    _device_line("training", "float32")
+    print(json.dumps(run_job(session.train())))
 
 
 def cmd_score(args):
     session = open_session(args.project)
+    precision = session.project.settings.method.scoring_precision
+    _device_line("scoring", precision)
     path = run_job(session.score())
-    print(f"scored {len(session.project.pool)} spectra -> {path}")
+    print(f"scored {len(session.project.pool)} spectra -> {path} ({precision})")
 
 
 def cmd_query(args):

@@ -332,7 +332,10 @@ def _session_step(folder, step: str, cancel: CancelToken | None) -> Job[dict]:
         # told before the seconds of importing the backend
         with project.writing(step):
             session = ActiveLearningSession(project)
-            device = describe_device()
+            # training is always float32 (the method's); scoring has its own setting
+            precision = "float32" if step == "train" else \
+                project.settings.method.scoring_precision
+            device = describe_device(precision)
             yield Progress("device", 1, 1, device, {"device": device, "pid": os.getpid()})
             return (yield from getattr(session, step)(cancel))
     finally:

@@ -23,6 +23,9 @@ from vo_al.core.learning.classes import N_CLASSES
 
 def _keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from vo_al.core.learning.device import configure_backend
+
+    configure_backend()                  # before Keras's first import fixes the backend
     import keras
 
     # tf.function retracing notices (a new model per iteration, a short last batch) are noise
@@ -110,18 +113,53 @@ def train(model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 64, patience
     return TrainingReport(len(history), best_epoch + 1, float(best_loss), stopped_early, history)
 
 
-def predict_proba(model, rows: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+def predict_proba(model, rows: np.ndarray, batch_size: int = 2048,
+                  precision: str = "float32") -> np.ndarray:
     """Class probabilities (n, 3) float32 for preprocessed rows (n, 140).
 
     A loop of `predict_on_batch` rather than `model.predict`: on a freshly trained model the first
     large `model.predict` call ran at ~3.2 k spectra/s against ~4.8 k/s for this loop (later
     calls at par), and scoring meets a fresh model every iteration; see benchmarks/RESULTS.md.
+    `precision` 'bfloat16' scores with a mixed-precision twin of the model (device.py).
     """
+    from vo_al.core.learning.device import check_precision
+
+    scorer = model if check_precision(precision) == "float32" else precision_twin(model,
+                                                                                  precision)
     out = np.empty((len(rows), N_CLASSES), np.float32)
     for start in range(0, len(rows), batch_size):
         x = np.asarray(rows[start:start + batch_size], dtype=np.float32)[..., None]
-        out[start:start + len(x)] = np.asarray(model.predict_on_batch(x))
+        out[start:start + len(x)] = np.asarray(scorer.predict_on_batch(x), dtype=np.float32)
     return out
+
+
+def precision_twin(model, precision: str = "bfloat16"):
+    """The model computing in `precision` (Keras mixed policy: bf16 compute, float32
+    variables) with the model's own weights; its softmax stays float32, so probabilities are
+    normalised as the float32 model's are. Cached on the model (its weights do not change after
+    training; a retrained model is a new object)."""
+    cache = getattr(model, "_vo_al_twins", None)
+    if cache is None:
+        cache = {}
+        try:
+            model._vo_al_twins = cache
+        except AttributeError:           # a model that takes no attributes: no cache
+            pass
+    if precision in cache:
+        return cache[precision]
+    keras = _keras()
+    last = model.layers[-1]
+    policy = f"mixed_{precision}"
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32" if layer is last else policy
+        return layer.__class__.from_config(config)
+
+    twin = keras.models.clone_model(model, clone_function=clone)
+    twin.set_weights(model.get_weights())
+    cache[precision] = twin
+    return twin
 
 
 def save_model(model, path: Path) -> None:
@@ -146,26 +184,8 @@ def load_model(path: Path):
     return keras.models.load_model(Path(path))
 
 
-def describe_device() -> str:
-    """Which device the backend computes on: 'GPU (name)' or 'CPU'."""
-    keras = _keras()
-    backend = keras.backend.backend()
-    try:
-        if backend == "tensorflow":
-            import tensorflow as tf
+def describe_device(precision: str | None = None) -> str:
+    """What computes: 'GPU (NVIDIA H200), jax, bfloat16' or 'CPU, tensorflow' (device.py)."""
+    from vo_al.core.learning.device import describe_device as describe
 
-            gpus = tf.config.list_physical_devices("GPU")
-            return f"GPU ({gpus[0].name}), tensorflow" if gpus else "CPU, tensorflow"
-        if backend == "jax":
-            import jax
-
-            dev = jax.devices()[0]
-            return f"{dev.platform.upper()} ({dev.device_kind}), jax"
-        if backend == "torch":
-            import torch
-
-            return ("GPU (%s), torch" % torch.cuda.get_device_name(0)
-                    if torch.cuda.is_available() else "CPU, torch")
-    except Exception as exc:  # device query is informative only; never fail a run on it
-        return f"unknown ({backend}: {exc})"
-    return f"unknown ({backend})"
+    return describe(precision)

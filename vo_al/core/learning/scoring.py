@@ -12,7 +12,7 @@ from vo_al.core.base.progress import CancelToken, Job, Progress
 
 
 def score_pool(model, pool, out_path: Path, chunk_rows: int = 65536, batch_size: int = 2048,
-               cancel: CancelToken | None = None) -> Job[Path]:
+               cancel: CancelToken | None = None, precision: str = "float32") -> Job[Path]:
     """Write P(class) for every pool row to `out_path` (.npy, N x 3 float32, memory-mappable).
 
     N is the pool's length when the scoring starts; rows another process commits meanwhile are
@@ -20,6 +20,7 @@ def score_pool(model, pool, out_path: Path, chunk_rows: int = 65536, batch_size:
     written under a temporary name of its own (PID + random part: two scorings of one file
     never share it) and renamed when complete, so a reader never sees a half-scored pool; a
     failed or cancelled scoring removes its temporary. Cancel is honoured between chunks.
+    `precision`: 'float32' or 'bfloat16' (learning.device).
     """
     from vo_al.core.learning.model import N_CLASSES, predict_proba
 
@@ -38,7 +39,8 @@ def score_pool(model, pool, out_path: Path, chunk_rows: int = 65536, batch_size:
             rows = rows[:total - start]
             if cancel is not None:
                 cancel.raise_if_cancelled("scoring")
-            proba[start:start + len(rows)] = predict_proba(model, rows, batch_size=batch_size)
+            proba[start:start + len(rows)] = predict_proba(model, rows, batch_size=batch_size,
+                                                           precision=precision)
             done += len(rows)
             yield Progress("score", done, total)
         proba.flush()

@@ -2,8 +2,11 @@
 
 Final candidates (paper Sect. 2.3) are the pool spectra predicted as target plus the oracle's
 targets; a spectrum the oracle labelled overrides its prediction (origin 'oracle'), so one the
-reviewer rejected is never a candidate. The rejected spectra (oracle label non-target) are a table
-of the same columns. `session_candidates(session)` gives both with the provenance of the scores;
+reviewer rejected is never a candidate. Precision-sample labels are kept out of training, as
+the method says, but they are a person's verdict too: a spectrum labelled in a precision sample
+takes that label here (origin 'precision'; an oracle label, made later or earlier, wins), so a
+spectrum a person called non-target is never listed as a candidate with p = 1. The rejected
+spectra (every non-target label of either kind) are a table of the same columns. `session_candidates(session)` gives both with the provenance of the scores;
 the CLI, the dashboard, the cross-match, the exports and SAMP all call it (or `candidate_table`
 with scores they already hold).
 """
@@ -37,39 +40,50 @@ def _rows_table(pool, rows: np.ndarray, proba: np.ndarray, class_names, origin) 
             "snr": meta["snr"], "source": meta["source"]}
 
 
-def candidate_table(pool, proba: np.ndarray, oracle: dict) -> dict:
+def _person_labels(oracle: dict, reviewed: dict | None) -> dict:
+    """pool index -> (label, origin): precision-sample labels, overridden by oracle labels."""
+    out = {int(i): (int(lab), "precision") for i, lab in (reviewed or {}).items()}
+    out.update({int(i): (int(lab), "oracle") for i, lab in oracle.items()})
+    return out
+
+
+def candidate_table(pool, proba: np.ndarray, oracle: dict, reviewed: dict | None = None) -> dict:
     """Column-oriented table of candidates, ordered by pool index.
 
     `oracle` maps pool index -> label; an oracle label overrides the prediction (origin
-    'oracle'), so a spectrum the oracle rejected is never a candidate.
+    'oracle'), so a spectrum the oracle rejected is never a candidate. `reviewed` (pool index ->
+    precision-sample label) does the same with origin 'precision', below the oracle's.
     """
     predicted = predicted_classes(proba)
     is_candidate = np.isin(predicted, TARGET_CLASSES)
     classes = predicted.astype(np.int64)
     # fixed-width str arrays, not object arrays: the app sorts and filters them with numpy
     origin = np.full(len(predicted), "predicted", dtype="U9")
-    if oracle:
-        index = np.fromiter(oracle, dtype=np.int64)
-        labels = np.array([oracle[i] for i in index], dtype=np.int64)
+    person = _person_labels(oracle, reviewed)
+    if person:
+        index = np.fromiter(person, dtype=np.int64)
+        labels = np.array([person[i][0] for i in index], dtype=np.int64)
         is_candidate[index] = np.isin(labels, TARGET_CLASSES)
         classes[index] = labels
-        origin[index] = "oracle"
+        origin[index] = [person[i][1] for i in index]
     rows = np.flatnonzero(is_candidate)
     return _rows_table(pool, rows, proba, np.asarray(CLASS_NAMES)[classes[rows]], origin[rows])
 
 
-def rejected_table(pool, proba: np.ndarray, oracle: dict) -> dict:
-    """Spectra the reviewer rejected: every oracle label of non-target (class 0).
+def rejected_table(pool, proba: np.ndarray, oracle: dict, reviewed: dict | None = None) -> dict:
+    """Spectra a person rejected: every non-target label (class 0), of the oracle or of a
+    precision sample (origin 'oracle' / 'precision'; the oracle's label wins).
 
-    Same columns as `candidate_table` (class 'non-target', origin 'oracle'); p_* are the CNN's
-    latest probabilities, so a high p_single/p_double shows what the model had thought before
-    (or despite) the reviewer's label.
+    Same columns as `candidate_table` (class 'non-target'); p_* are the CNN's latest
+    probabilities, so a high p_single/p_double shows what the model had thought before (or
+    despite) the person's label.
     """
-    rows = np.array(sorted(i for i, lab in oracle.items() if int(lab) == NON_TARGET),
+    person = _person_labels(oracle, reviewed)
+    rows = np.array(sorted(i for i, (lab, _) in person.items() if lab == NON_TARGET),
                     dtype=np.int64)
     return _rows_table(pool, rows, proba,
                        np.full(rows.size, CLASS_NAMES[NON_TARGET], dtype=object),
-                       np.full(rows.size, "oracle", dtype=object))
+                       np.array([person[int(i)][1] for i in rows], dtype=object))
 
 
 @dataclass
@@ -90,6 +104,7 @@ def session_candidates(session, proba: np.ndarray | None = None,
     if proba is None:
         proba, scores = session.latest_scores()
     oracle = session.store.oracle_labels()
+    reviewed = session.store.reviewed_labels()
     final = session.store.final_record()
     if final is not None and scores == "final":
         model = str(final.get("model_path", ""))
@@ -99,9 +114,10 @@ def session_candidates(session, proba: np.ndarray | None = None,
         except ProjectError:                             # no model trained: none to name
             model = ""
     provenance = {"project": str(project.folder), "iteration": int(session.iteration),
-                  "n_oracle_labels": len(oracle), "model": model, "scores": scores}
-    return SessionCandidates(candidate_table(project.pool, proba, oracle),
-                             rejected_table(project.pool, proba, oracle), provenance)
+                  "n_oracle_labels": len(oracle), "n_precision_labels": len(reviewed),
+                  "model": model, "scores": scores}
+    return SessionCandidates(candidate_table(project.pool, proba, oracle, reviewed),
+                             rejected_table(project.pool, proba, oracle, reviewed), provenance)
 
 
 def write_table_csv(table: dict, path: Path, columns=COLUMNS) -> Path:

@@ -208,7 +208,8 @@ class ActiveLearningSession:
             model = load_model(self.project.folder / row["model_path"])
             rel = f"scores/iter-{row['iteration']:03d}.npy"
             yield from score_pool(model, self.project.pool, self.project.folder / rel,
-                                  chunk_rows=self.method.score_chunk, cancel=cancel)
+                                  chunk_rows=self.method.score_chunk, cancel=cancel,
+                                  precision=self.method.scoring_precision)
             self.store.update_iteration(row["iteration"], scores_path=rel)
             return self.project.folder / rel
 
@@ -384,7 +385,8 @@ class ActiveLearningSession:
             try:
                 save_model(model, temporary["model_path"])
                 yield from score_pool(model, self.project.pool, temporary["scores_path"],
-                                      chunk_rows=m.score_chunk, cancel=cancel)
+                                      chunk_rows=m.score_chunk, cancel=cancel,
+                                      precision=m.scoring_precision)
                 proba = open_npy(temporary["scores_path"])
                 write_candidates(self, proba, temporary["candidates_path"])
                 if cancel is not None:

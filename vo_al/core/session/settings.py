@@ -32,6 +32,9 @@ class MethodSettings:
     warm_start: bool = True
     long_max_epochs: int = 1000
     score_chunk: int = 65536
+    # 'float32' (the method's) or 'bfloat16' (faster where the CPU or GPU has bf16; opt-in:
+    # benchmarks/RESULTS.md "Scoring precision" has the speed and agreement measured)
+    scoring_precision: str = "float32"
     seed: int = 0
 
     def validate(self) -> None:
@@ -49,6 +52,9 @@ class MethodSettings:
             raise ParameterError("precision_threshold", self.precision_threshold, "must be in (0, 1]")
         if not 0.5 <= self.confidence < 1:
             raise ParameterError("confidence", self.confidence, "must be in [0.5, 1)")
+        from vo_al.core.learning.device import check_precision
+
+        check_precision(self.scoring_precision)
         for name in ("min_delta", "long_min_delta"):
             if getattr(self, name) < 0:
                 raise ParameterError(name, getattr(self, name), "must be >= 0")

@@ -176,6 +176,13 @@ class SessionStore:
         return dict(self.db.execute(
             "SELECT pool_index, label FROM precision_labels WHERE iteration=?", (iteration,)))
 
+    def reviewed_labels(self) -> dict:
+        """pool_index -> the latest precision-sample label a person gave it, over all
+        iterations. Not training data (the method forgets them); but a person's verdict,
+        which the candidates list respects (session.candidates)."""
+        return dict(self.db.execute(
+            "SELECT pool_index, label FROM precision_labels ORDER BY seq"))
+
     # -- final state -------------------------------------------------------------------------
     # The finish is committed by one transaction writing the whole `final` table, after its
     # files were renamed into place; its key `candidates_path` is the mark (the last key older
