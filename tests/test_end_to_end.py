@@ -61,7 +61,9 @@ def test_command_line_runs_one_iteration_on_fits_files(tmp_path):
     labelled = vo_al("label", project, "--csv", tmp_path / "labels.csv").stdout
     assert labelled.count("ack ") == len(pending)
     assert "precision" in vo_al("estimate", project).stdout
-    status = json.loads(vo_al("status", project).stdout)
+    status = json.loads(vo_al("status", project, "--json").stdout)
+    summary = vo_al("status", project).stdout            # a short human summary by default
+    assert "next step" in summary and len(summary.splitlines()) <= 10
     assert status["oracle_labels"] == 25 and status["next_step"] in ("train", "finish")
     vo_al("candidates", project, "--out", tmp_path / "cand.csv")
     assert (tmp_path / "cand.csv").read_text().startswith("pool_index,name")

@@ -78,8 +78,47 @@ def cmd_finish(args):
     print(json.dumps(run_job(open_session(args.project).finish())))
 
 
+# what to type for each next step of the session (vo-al status)
+_NEXT_COMMAND = {"train": "vo-al train P", "score": "vo-al score P",
+                 "query": "vo-al query P --out to-label.csv",
+                 "label": "vo-al label P --csv my-labels.csv", "estimate": "vo-al estimate P",
+                 "finish": "vo-al finish P", "done": "vo-al candidates P --out candidates.csv"}
+
+
+def status_summary(status: dict, method) -> list[str]:
+    """A person's view of `status` (ActiveLearningSession.status): a few rounded lines.
+    Iterations are numbered from 1 here, as in the progress bars (the JSON's `iteration`, like
+    the file names iter-000, counts from 0)."""
+    lines = [f"project   {status['project']}",
+             f"pool      {status['pool_size']:,} spectra".replace(",", " ")]
+    estimates = [r for r in status["iterations"] if r.get("estimate")]
+    lines.append(f"iteration {status['iteration'] + 1}: next step {status['next_step']}"
+                 + (f" ({status['pending']} spectra wait for a label)" if status["pending"]
+                    else ""))
+    lines.append(f"labels    {status['oracle_labels']} from the oracle")
+    if estimates:
+        last = estimates[-1]
+        e = last["estimate"]
+        lines.append(f"precision {e['precision']:.2f} (lower bound {e['lower_bound']:.2f} at "
+                     f"{e['confidence']:.0%}, {e['true_positives']}/{e['sample_size']}) in "
+                     f"iteration {last['iteration'] + 1}")
+    lines.append(f"stop rule {status['threshold_hits']} of {method.threshold_hits} estimates "
+                 f">= {method.precision_threshold:.2f}"
+                 + (" — met: finish" if status["threshold_hits"] >= method.threshold_hits
+                    else ""))
+    command = _NEXT_COMMAND.get(status["next_step"])
+    if command:
+        lines.append(f"next      {command.replace(' P', ' ' + status['project'], 1)}")
+    return lines
+
+
 def cmd_status(args):
-    print(json.dumps(open_session(args.project).status(), indent=2, default=float))
+    session = open_session(args.project)
+    status = session.status()
+    if args.json:
+        print(json.dumps(status, indent=2, default=float))
+        return
+    print("\n".join(status_summary(status, session.method)))
 
 
 def cmd_candidates(args):
@@ -102,6 +141,7 @@ def add_loop_commands(sub) -> None:
     p.add_argument("--csv", required=True)
     add_command(sub, "estimate", cmd_estimate, "estimate precision from the labelled sample")
     add_command(sub, "finish", cmd_finish, "long training, final scoring and candidates")
-    add_command(sub, "status", cmd_status, "where the session stands")
+    p = add_command(sub, "status", cmd_status, "where the session stands (a short summary)")
+    p.add_argument("--json", action="store_true", help="everything, as JSON (for scripts)")
     p = add_command(sub, "candidates", cmd_candidates, "write the current candidates to CSV")
     p.add_argument("--out", default="candidates.csv")

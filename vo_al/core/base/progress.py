@@ -82,30 +82,51 @@ class TextProgressBar:
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
         if p.stage != self._stage:
-            if self._stage is not None:
-                self.stream.write("\n")
+            self._end_line()
             self._stage, self._t0, self._last = p.stage, now, 0.0
         finished = p.total is not None and p.done >= p.total
+        self._latest = p
         if now - self._last < self.min_interval and not finished:
+            self._shown = False
             return
         self._last = now
+        self._write(p, now)
+
+    def _write(self, p: Progress, now: float) -> None:
         elapsed = now - self._t0
         rate = p.done / elapsed if elapsed > 0 else 0.0
         if p.total:
             frac = p.fraction or 0.0
             bar = "#" * int(frac * self.width)
-            eta = (p.total - p.done) / rate if rate > 0 else float("nan")
+            # no rate yet (the first update): no number to show, rather than 'nan'
+            eta = f"{(p.total - p.done) / rate:6.1f}s" if rate > 0 else "    --"
             text = (f"\r{p.stage:<10} [{bar:<{self.width}}] {p.done}/{p.total} "
-                    f"{rate:8.1f}/s ETA {eta:6.1f}s {p.message}")
+                    f"{rate:8.1f}/s ETA {eta} {p.message}")
         else:
             text = f"\r{p.stage:<10} {p.done} {rate:8.1f}/s {p.message}"
-        self.stream.write(text[:160])
+        self.stream.write(text[:200])
+        self.stream.flush()
+        self._shown = True
+
+    _latest: Progress | None = None
+    _shown = True
+
+    def _end_line(self) -> None:
+        """End the current bar's line: its last update shown, and where a bar stops before its
+        total (the stop rule, early stopping), the word that it ended there."""
+        if self._stage is None:
+            return
+        p = self._latest
+        if p is not None and not self._shown:
+            self._write(p, time.monotonic())
+        if p is not None and p.total and p.done < p.total:
+            self.stream.write(f" — ended at {p.done} of {p.total}")
+        self.stream.write("\n")
         self.stream.flush()
 
     def close(self) -> None:
-        if self._stage is not None:
-            self.stream.write("\n")
-            self.stream.flush()
+        self._end_line()
+        self._stage = None
 
 
 def run_with_text_bar(job: Job[T]) -> T:

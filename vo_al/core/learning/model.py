@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,11 +22,62 @@ from vo_al.core.base.progress import CancelToken, Job, Progress
 from vo_al.core.learning.classes import N_CLASSES
 
 
+# What TensorFlow's C++ side prints on stderr at start-up whatever TF_CPP_MIN_LOG_LEVEL says
+# (absl before its InitializeLog, oneDNN's notice, the CPU feature guard, CUDA probing on a
+# machine without CUDA): noise to a person reading vo-al's own output, dropped; anything else
+# printed meanwhile is passed on.
+_STARTUP_NOISE = ("All log messages before absl::InitializeLog()", "oneDNN custom operations",
+                  "cpu_feature_guard", "This TensorFlow binary is optimized",
+                  "To enable the following instructions", "Unable to register cu",
+                  "TF-TRT Warning", "Could not find cuda drivers", "computation placer already",
+                  "cuda_dnn.cc", "cuda_blas.cc", "cuda_fft.cc", "E0000 00:00", "W0000 00:00")
+
+
+@contextmanager
+def _quiet_startup():
+    """fd 2 into a temporary file while the backend starts; its lines that are not start-up
+    noise are written back to stderr afterwards (a real error is never hidden)."""
+    import sys
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):           # no real fd 2 (an embedded interpreter): as it is
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode("utf-8", "replace").splitlines()
+                    if line.strip() and not any(noise in line for noise in _STARTUP_NOISE)]
+            for line in kept:
+                print(line, file=sys.stderr)
+
+
+_started = False
+
+
 def _keras():
+    global _started
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from vo_al.core.learning.device import configure_backend
 
     configure_backend()                  # before Keras's first import fixes the backend
+    if not _started:
+        with _quiet_startup():
+            import keras
+
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                tf.constant(0.0) + 1.0   # the first op: where oneDNN says its notice
+        _started = True
     import keras
 
     # tf.function retracing notices (a new model per iteration, a short last batch) are noise
@@ -101,9 +153,18 @@ def train(model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 64, patience
             wait += 1
         # total = the epoch cap: the bar and its ETA are an upper bound (early stopping ends
         # sooner, and says so in the message)
+        left = max_epochs - (epoch + 1)
+        if wait >= patience:
+            why = (f"early stopping: no improvement of {min_delta:g} in {patience} epochs; "
+                   f"best weights (epoch {best_epoch + 1}) kept")
+        elif left == 0:
+            why = "the epoch cap (max_epochs) is reached"
+        elif patience - wait <= left:
+            why = f"stops after {patience - wait} more without improvement"
+        else:
+            why = f"the epoch cap ends it in {left}"
         yield Progress(stage, epoch + 1, max_epochs,
-                       f"loss {loss:.4f} best {best_loss:.4f} (epoch {best_epoch + 1}); stops "
-                       f"after {patience - wait} more without improvement",
+                       f"loss {loss:.4f} best {best_loss:.4f} (epoch {best_epoch + 1}); {why}",
                        {"epoch": epoch + 1, **logs})
         if wait >= patience:
             stopped_early = True
