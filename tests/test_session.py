@@ -99,6 +99,21 @@ def test_a_precision_label_is_not_training_data_but_a_verdict_the_candidates_kee
     s.estimate()
     x, y = s.training_data()                    # oracle labels only join training
     assert len(y) == 300 + len(q["batch"])
+    # the estimate is recorded: its labels are locked (Backspace must not change them)
+    with pytest.raises(ProjectError, match="locked"):
+        s.undo_label()
+    assert len(s.store.precision_labels(s.iteration)) == len(q["sample"])
+    # provenance is exact: a newer model trained but not yet scored is not the scores' model
+    scored_model = s.current_row()["model_path"]
+    run_job(s.train())
+    found = session_candidates(s)
+    import hashlib
+    assert found.provenance["scores"] == "iteration 0"
+    assert found.provenance["model"] == scored_model != s.current_row()["model_path"]
+    assert found.provenance["model_sha256"] == hashlib.sha256(
+        (p.folder / scored_model).read_bytes()).hexdigest()
+    assert found.provenance["scores_file"] == "scores/iter-000.npy"
+    assert found.provenance["vo_al_version"] and '"method"' in found.provenance["settings"]
 
 
 def test_stop_rule_long_training_and_candidates(tmp_path):
@@ -115,6 +130,8 @@ def test_stop_rule_long_training_and_candidates(tmp_path):
     assert s.next_step() == "finish"
     run_job(s.finish())
     assert s.next_step() == "done"
+    with pytest.raises(ProjectError, match="finished: its labels are locked"):
+        s.undo_label()
     proba = np.load(p.folder / "scores/final.npy")
     oracle = p.store.oracle_labels()
     reviewed = p.store.reviewed_labels()            # precision-sample verdicts count too

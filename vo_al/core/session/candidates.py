@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from vo_al.core.base.atomic import atomic_write_text
-from vo_al.core.base.errors import ProjectError
 from vo_al.core.learning.classes import CLASS_NAMES, NON_TARGET, TARGET_CLASSES
 from vo_al.core.learning.scoring import predicted_classes
 
@@ -101,23 +100,54 @@ def session_candidates(session, proba: np.ndarray | None = None,
     the finish has committed, and only while they cover the pool) and its oracle labels; or of
     `proba`, which `scores` names in the provenance."""
     project = session.project
+    source = None
     if proba is None:
+        source = session.latest_scores_source()
         proba, scores = session.latest_scores()
     oracle = session.store.oracle_labels()
     reviewed = session.store.reviewed_labels()
-    final = session.store.final_record()
-    if final is not None and scores == "final":
-        model = str(final.get("model_path", ""))
-    else:
-        try:
-            model = str(session.last_trained().get("model_path") or "")
-        except ProjectError:                             # no model trained: none to name
-            model = ""
     provenance = {"project": str(project.folder), "iteration": int(session.iteration),
                   "n_oracle_labels": len(oracle), "n_precision_labels": len(reviewed),
-                  "model": model, "scores": scores}
+                  "scores": scores, **_exact_source(session, source)}
     return SessionCandidates(candidate_table(project.pool, proba, oracle, reviewed),
                              rejected_table(project.pool, proba, oracle, reviewed), provenance)
+
+
+_HASHES: dict = {}          # (path, size, mtime_ns) -> sha256: a model file is hashed once
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+def _exact_source(session, source: dict | None) -> dict:
+    """What a catalogue must say it came from: the model file and its sha256, the score
+    file, the iteration that made them, the settings and vo-al's version. `source` None: the
+    caller's own probabilities (only the settings and version are known)."""
+    from vo_al import __version__
+
+    import json
+
+    settings = json.dumps(json.loads(session.project.settings.to_json()), sort_keys=True,
+                          separators=(",", ":"))
+    out = {"vo_al_version": __version__, "settings": settings}
+    if source is None:
+        return dict(out, model="", model_sha256="", scores_file="")
+    model = source["model"]
+    path = session.project.folder / model if model else None
+    sha = file_sha256(path) if path is not None and path.is_file() else ""
+    return dict(out, model=model, model_sha256=sha, scores_file=source["scores_file"],
+                scores_iteration=source["iteration"])
 
 
 def write_table_csv(table: dict, path: Path, columns=COLUMNS) -> Path:

@@ -317,8 +317,26 @@ class ActiveLearningSession:
             return item
 
     def undo_label(self) -> tuple | None:
+        """Remove the most recent label of the current iteration: (kind, pool_index, label),
+        or None when there is none. ProjectError when its labels are locked (`labels_locked`)."""
         with self.project.writing(LABEL):
+            locked = self.labels_locked()
+            if locked is not None:
+                raise ProjectError(f"{self.project.folder}: {locked}")
             return self.store.remove_last_label(self.iteration)
+
+    def labels_locked(self) -> str | None:
+        """Why the current iteration's labels can no longer change, or None: a finished project
+        (its final model and candidates were made from them) or a recorded precision estimate
+        (a changed label would no longer match the estimate stored with it)."""
+        if self.store.final_record() is not None:
+            return ("the project is finished: its labels are locked (the final model and "
+                    "candidates were made from them)")
+        rows = self.store.iterations()
+        if rows and rows[-1].get("estimate_json") is not None:
+            return (f"iteration {rows[-1]['iteration'] + 1}'s precision estimate is recorded: "
+                    "its labels are locked (a changed label would no longer match it)")
+        return None
 
     # -- precision estimate and stop rule -----------------------------------------------------
     def estimate(self) -> PrecisionEstimate:
@@ -422,13 +440,25 @@ class ActiveLearningSession:
         """(probabilities, which): the final scores once the finish has committed ('final'),
         else the latest iteration's ('iteration N'); checked to cover the pool (ProjectError
         saying what to run again when they do not)."""
+        source = self.latest_scores_source()
+        again = FINISH_AGAIN if source["scores"] == "final" else SCORE_AGAIN
+        return self._pool_scores(source["scores_file"], again), source["scores"]
+
+    def latest_scores_source(self) -> dict:
+        """Where the latest scores come from: {'scores': 'final' | 'iteration N', 'scores_file',
+        'model' (the model file that made them, project-relative), 'iteration'}. The model is
+        the one of the scores' own iteration, never a newer model not yet scored."""
         final = self.store.final_record()
         if final is not None:
-            return self._pool_scores(final.get("scores_path", FINAL_SCORES), FINISH_AGAIN), "final"
+            return {"scores": "final", "scores_file": final.get("scores_path", FINAL_SCORES),
+                    "model": str(final.get("model_path", "")),
+                    "iteration": int(final.get("iteration", self.iteration))}
         for row in reversed(self.store.iterations()):
             if row.get("scores_path"):
-                return (self._pool_scores(row["scores_path"], SCORE_AGAIN),
-                        f"iteration {row['iteration']}")
+                return {"scores": f"iteration {row['iteration']}",
+                        "scores_file": row["scores_path"],
+                        "model": str(row.get("model_path") or ""),
+                        "iteration": int(row["iteration"])}
         raise ProjectError(f"{self.project.folder}: the pool has not been scored yet")
 
     # -- summary ---------------------------------------------------------------------------------
