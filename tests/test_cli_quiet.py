@@ -7,6 +7,9 @@ import io
 import subprocess
 import sys
 
+import pytest
+
+from vo_al.core.base.errors import VOError, reason_text
 from vo_al.core.base.progress import Progress, TextProgressBar
 
 
@@ -52,3 +55,17 @@ def test_status_is_a_short_summary_and_json_on_request(tmp_path):
     assert summary[2] == "iteration 1: next step train" and len(summary) <= 8
     assert summary[-1] == f"next      vo-al train {project}"
     assert json.loads(cli("status", str(project), "--json").stdout)["iteration"] == 0
+
+
+def test_an_unreachable_service_keeps_its_whole_reason():
+    """'The service d...' was a reason cut at 300 characters: the word that said what was
+    wrong was lost. Errors of VO queries and SAMP replies carry the whole text, on one line."""
+    from vo_al.core.samp.hub import error_text
+    from vo_al.core.vo.query import ssap_search
+
+    long = RuntimeError("The service " + "did not answer; " * 40 + "\nthe end of the reason")
+    assert reason_text(long).endswith("the end of the reason") and "\n" not in reason_text(long)
+    assert error_text(long) == reason_text(long)
+    with pytest.raises(VOError) as info:                 # nothing listens on port 9
+        ssap_search("http://127.0.0.1:9/ssa", (10.0, 10.0), 0.1)
+    assert not info.value.reason.endswith("...") and "unreachable" in info.value.reason

@@ -40,7 +40,15 @@ def _write_table(table, out: str | None) -> None:
     fmt = known.astropy if known else "votable"
     if fmt == "ascii.csv":
         clean = clean[[c for c in clean.colnames if clean[c].ndim == 1]]
-    clean.write(out, format=fmt, overwrite=True)
+    import warnings
+
+    from astropy.io.votable.exceptions import W04
+
+    with warnings.catch_warnings():
+        # DataLink's own content-type (…;content=datalink), copied from the server's FIELD:
+        # astropy's MIME check does not know it; nothing a user can act on
+        warnings.simplefilter("ignore", W04)
+        clean.write(out, format=fmt, overwrite=True)
 
 
 def _report_table(table, out) -> None:

@@ -87,6 +87,30 @@ class Cancelled(VoAlError):
     """A long job was cancelled by the user between two steps."""
 
 
+class DistributedError(VoAlError):
+    """A job on a Dask cluster could not finish: the scheduler cannot be reached, no worker
+    joined (or every one left), a worker cannot see the project's files, or a task kept
+    failing. Names the scheduler's address, the worker where one is to blame, and the reason."""
+
+    def __init__(self, scheduler: str, reason: str, worker: str | None = None):
+        self.scheduler = str(scheduler)
+        self.reason = reason
+        self.worker = worker
+        on = f", worker {worker}" if worker else ""
+        super().__init__(f"Dask scheduler {self.scheduler}{on}: {reason}")
+
+    def __reduce__(self):               # raised on a worker, it travels back pickled
+        return type(self), (self.scheduler, self.reason, self.worker)
+
+
+def reason_text(exc: BaseException) -> str:
+    """An exception as the one-line reason a person reads: its whole text (never cut: a cut
+    reason hides the word that says what is wrong), white space and line breaks collapsed; the
+    exception's type where it has no text. The one owner for VO and SAMP errors."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
 # ---------------------------------------------------------------- Virtual Observatory
 
 class VOError(VoAlError):

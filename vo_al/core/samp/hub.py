@@ -23,9 +23,10 @@ HUB_FAILURES = (OSError, xmlrpc.Error, SampError, TimeoutError)
 
 
 def error_text(exc: BaseException) -> str:
-    """The exception as one short text for a log line or a samp.error reply."""
-    text = str(exc) or type(exc).__name__
-    return text[:500]
+    """The exception as one line for a log line or a samp.error reply (never cut)."""
+    from vo_al.core.base.errors import reason_text
+
+    return reason_text(exc)
 
 
 def pyvo_samp():

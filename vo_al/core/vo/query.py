@@ -46,7 +46,7 @@ import requests
 from astropy.table import Table, vstack
 
 from vo_al.core.base.errors import (Cancelled, ParameterError, VOError, VOFormatError, VOQueryError,
-                     VOServiceError)
+                     VOServiceError, reason_text)
 from vo_al.core.base.limits import DEFAULT_LIMITS, LimitSettings
 from vo_al.core.base.progress import CancelToken
 from vo_al.core.vo.network import (DEFAULT_TIMEOUT, Deadline, TimeoutSession,  # noqa: F401
@@ -129,9 +129,9 @@ def _query_deadline(limits: LimitSettings | None) -> Deadline:
     return Deadline((limits or DEFAULT_LIMITS).query_deadline_s)
 
 
-def _short(exc: BaseException, limit: int = 300) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+def _short(exc: BaseException) -> str:
+    """The cause's whole text on one line (base.errors.reason_text; never cut)."""
+    return reason_text(exc)
 
 
 def _status_of(results) -> str:
