@@ -755,3 +755,37 @@ def test_kill_9_mid_ingest_then_resume_adds_every_file_once(tmp_path, files_kill
         assert committed == N_KILL_FILES
         assert sum(np.load(p, mmap_mode="r").shape[0]
                    for p in pool_dir.glob("seg-*.npy")) == N_KILL_FILES
+
+
+def test_a_script_without_a_main_guard_is_told_why_workers_fail(tmp_path):
+    """Worker processes start by importing the main module again: a script without an
+    `if __name__ == "__main__"` guard runs again in each of them and they die. That is said,
+    instead of rejecting every file as 'the reader crashed its worker process'."""
+    import subprocess
+    import sys
+    import textwrap
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    from vo_al.core.demo.files import write_lamost_fits
+    from vo_al.core.demo.observations import lamost_spectrum
+    from vo_al.core.spectra.record import SpectrumMeta
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        sp = lamost_spectrum(0, rng)
+        write_lamost_fits(folder / f"s{i}.fits", sp.wavelength, sp.flux, sp.ivar, sp.andmask,
+                          sp.ormask, SpectrumMeta(name=f"s{i}.fits", ra=10.0 + i, dec=20.0))
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent(f"""
+        from vo_al.core.base.progress import run_job
+        from vo_al.core.pool import PoolStore, ingest_folder
+        import os
+        pool = PoolStore.create({str(tmp_path / 'pool')!r} + str(os.getpid()))
+        run_job(ingest_folder(pool, {str(folder)!r}, workers=2))
+        print("ingested")
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode != 0 and "ingested" not in done.stdout
+    assert 'if __name__ == "__main__"' in done.stderr and "workers=0" in done.stderr
+    assert "reader crashed" not in done.stderr

@@ -161,6 +161,33 @@ def _chunk_key(paths: list[str]) -> str:
     return hashlib.sha1("\0".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
 
 
+# why workers that die before doing anything usually die: said instead of rejecting every file
+# as "the reader crashed its worker process"
+WORKERS_DID_NOT_START = (
+    "the ingest's worker processes could not start (each died before reading a file). If "
+    "vo-al is called from a script, protect the script's entry point with "
+    "`if __name__ == \"__main__\":` — Python starts worker processes by importing the main "
+    "module again (multiprocessing's spawn/forkserver start methods), so a script without that "
+    "guard runs again inside each worker; or ingest with workers=0 (in this process)")
+
+
+def _worker_ready() -> bool:
+    return True
+
+
+def _started_executor(workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers have started: one trivial task is run first, so a pool
+    whose workers cannot start (a script without a __main__ guard) is a PoolError saying so,
+    before any file is read."""
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
+    try:
+        executor.submit(_worker_ready).result()
+    except BrokenProcessPool as exc:
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise PoolError(WORKERS_DID_NOT_START) from exc
+    return executor
+
+
 def _mp_context():
     import multiprocessing
 
@@ -242,7 +269,7 @@ def ingest_files(pool: PoolStore, paths: Iterable, settings: PreprocessSettings 
                 return executor.submit(_process_chunk, todo, settings, reader)
 
             def make_executor():
-                return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
+                return _started_executor(workers)
 
             if workers > 0 and items:
                 executor = make_executor()
