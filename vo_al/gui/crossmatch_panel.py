@@ -33,6 +33,14 @@ from vo_al.gui.table_view import catalogue_table_view
 from vo_al.gui.progress_line import ProgressLine
 from vo_al.gui.workers import JobRunner, JobWorker, call_job, error_text
 
+EMPTY_COLUMNS = ("pool_index", "name", "designation", "ra", "dec")   # the table before a run
+
+
+def _scores_name(basis) -> str:
+    """'final' or 'iteration N' from a candidates_basis (see there), 'unscored' without."""
+    return basis[1][0] if basis and basis[1] else "unscored"
+
+
 class RadiusScanPlot(pg.PlotWidget):
     def __init__(self, parent=None):
         super().__init__(parent, title="radius scan")
@@ -78,12 +86,18 @@ class CrossmatchPanel(QWidget):
     row_selected = pyqtSignal(int)       # pool_index of the result row made current
 
     def __init__(self, candidates: Callable[[], dict] | None = None, parent=None, *,
-                 project_getter: Callable[[], object] | None = None):
+                 project_getter: Callable[[], object] | None = None,
+                 basis_getter: Callable[[], object] | None = None):
         super().__init__(parent)
         self.candidates = candidates or (lambda: {})
         self.project_getter = project_getter or (lambda: None)
+        # what the project's candidates are made from now (session.candidates.candidates_basis)
+        self.basis_getter = basis_getter or (lambda: None)
         self.jobs = JobRunner(self)              # the match and the export, one at a time
         self.result: CrossmatchRun | None = None
+        self.result_basis = None                 # the basis the shown result was made from
+        self.stale: str | None = None            # why the shown result no longer holds, or None
+        self._run_basis = None
 
         self.source = QComboBox()
         for key, text in SIMBAD_SOURCES:
@@ -117,7 +131,7 @@ class CrossmatchPanel(QWidget):
         self.table_choice = QComboBox()
         self.groups_label = QLabel("")
         self.groups_label.setWordWrap(True)
-        self.model = ColumnTableModel(columns=("pool_index", "name", "designation", "ra", "dec"))
+        self.model = ColumnTableModel(columns=EMPTY_COLUMNS)
         self.proxy = ArraySortFilterProxy(self)      # numpy sorts: header clicks call sort()
         self.proxy.setSourceModel(self.model)
         self.table = catalogue_table_view(self.proxy)
@@ -244,6 +258,8 @@ class CrossmatchPanel(QWidget):
             if not candidates or len(candidates.get("ra", ())) == 0:
                 self._fail("no candidates to cross-match yet (score the pool first)")
                 return None
+        # taken before the job reads the candidates: a change while it runs makes it stale
+        self._run_basis = self.basis_getter() if project is not None else None
         worker = self.jobs.start(
             "crossmatch", lambda token: crossmatch_job(token, settings, project, candidates))
         # every ending is handled at `finished`, when the worker no longer counts as running:
@@ -251,7 +267,7 @@ class CrossmatchPanel(QWidget):
         worker.finished.connect(lambda: self._match_ended(worker))
         what = "the project's candidates and rejected spectra" if project is not None else \
             f"{len(candidates['ra'])} candidates"
-        self.status.setText(f"cross-matching {what}…")
+        self._set_status(f"cross-matching {what}…")
         self._busy()
         return worker
 
@@ -267,8 +283,49 @@ class CrossmatchPanel(QWidget):
         if self.is_running:
             return
         self.run_button.setEnabled(True)
-        self.export_button.setEnabled(self.result is not None)
+        self.export_button.setEnabled(self.result is not None and self.stale is None)
         self.cancel_button.setEnabled(False)
+
+    # -- what the result describes ---------------------------------------------------------------
+    def clear(self, why: str = "") -> None:
+        """Forget the result on screen (another project is open): none of it stays shown, and
+        Export has nothing to write. `why` goes to the status line."""
+        self.result = self.result_basis = self._run_basis = None
+        self.stale = None
+        self.table_choice.blockSignals(True)
+        self.table_choice.clear()
+        self.table_choice.blockSignals(False)
+        self.model.set_table({c: np.array([]) for c in EMPTY_COLUMNS}, columns=EMPTY_COLUMNS)
+        self.groups_label.setText("")
+        self.plot.clear_scan()
+        self.progress.reset()
+        self._set_status(why)
+        self._idle()
+
+    def check_stale(self) -> str | None:
+        """Mark the shown result stale when the project's candidates are no longer the ones it
+        was made from (a new scoring, the finish, a label); returns why, or None. A stale result
+        stays on screen, said to be stale, and is not exported: its tables would carry the
+        provenance of candidates the project no longer has."""
+        if self.result is None or self.result_basis is None or self.stale is not None:
+            return self.stale
+        now = self.basis_getter()
+        if now == self.result_basis:
+            return None
+        then_scores, now_scores = _scores_name(self.result_basis), _scores_name(now)
+        if then_scores != now_scores:
+            change = f"the candidates now come from the {now_scores} scores"
+        else:
+            change = "labels changed since"
+        self.stale = (f"STALE: these results are of the {then_scores} candidates; {change}. "
+                      "Run the cross-match again (Export is off until then).")
+        self._set_status(self.stale)
+        self._idle()
+        return self.stale
+
+    def _set_status(self, text: str) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet("color:#e06c00; font-weight:bold" if self.stale else "")
 
     def _match_ended(self, worker: JobWorker) -> None:
         if worker.was_aborted:
@@ -278,9 +335,12 @@ class CrossmatchPanel(QWidget):
             self._idle()
             self._fail(error_text(worker.error))
         else:
+            self.result_basis, self._run_basis = self._run_basis, None
+            self.stale = None
             self._show(worker.result)
             self._idle()
             self.finished.emit(worker.result)
+            self.check_stale()            # a step or a label may have changed them meanwhile
 
     def _show(self, run: CrossmatchRun) -> None:
         self.result = run
@@ -306,7 +366,7 @@ class CrossmatchPanel(QWidget):
             self.plot.clear_scan()
         h16 = (f", {p['h16_catalogue']} within {p['h16_radius_arcsec']:g}″"
                if p["h16_catalogue"] != "none" else ", no H16")
-        self.status.setText(
+        self._set_status(
             f"{p['n_candidates']} candidates and {p['n_rejected']} rejected spectra matched "
             f"with {p['simbad_catalogue']} within {p['simbad_radius_arcsec']:g}″{h16}: "
             + ", ".join(f"{name} {counts[name]}" for name in xm.TABLE_NAMES))
@@ -342,11 +402,14 @@ class CrossmatchPanel(QWidget):
         if self.result is None:
             self._fail("nothing to export yet: run the cross-match first")
             return None
+        if self.check_stale() is not None:
+            self._fail(f"not exported: {self.stale}")
+            return None
         run, folder, formats = self.result, Path(folder), tuple(formats)
         worker = self.jobs.start("crossmatch export",
                                  call_job("export", lambda: export_job(run, folder, formats)))
         worker.finished.connect(lambda: self._export_ended(worker, folder))
-        self.status.setText(f"writing the tables to {folder}…")
+        self._set_status(f"writing the tables to {folder}…")
         self._busy()
         return worker
 
@@ -357,16 +420,16 @@ class CrossmatchPanel(QWidget):
         elif worker.error is not None:
             self._fail(f"export to {folder}: {error_text(worker.error)}")
         else:
-            self.status.setText(f"wrote {len(worker.result)} files to {folder}")
+            self._set_status(f"wrote {len(worker.result)} files to {folder}")
             self.exported.emit(list(worker.result))
 
     # -- endings -----------------------------------------------------------------------------------
     def _fail(self, text: str) -> None:
-        self.status.setText(f"cross-match: {text}")
+        self._set_status(f"cross-match: {text}")
         self.failed.emit(text)
 
     def _aborted(self) -> None:
-        self.status.setText("cross-match: cancelled")
+        self._set_status("cross-match: cancelled")
         self.cancelled.emit()
 
     def shutdown(self, timeout_s: float = 30.0) -> None:

@@ -308,6 +308,13 @@ class Dashboard(QWidget):
     @staticmethod
     def _summary_text(data: DashboardData) -> str:
         parts = []
+        source = data.scores_source or {}
+        if source.get("scores") == "final":
+            # the estimates are of the iterations' models: none measured the final one
+            parts.append(f"finished: candidates from the final model ({source.get('model')}, "
+                         f"trained on every label after iteration {source.get('iteration')}); "
+                         "its precision was not estimated, the last estimate is of the "
+                         "iteration's model")
         if data.estimates:
             e = data.estimates[-1]
             parts.append(
@@ -381,17 +388,33 @@ class Dashboard(QWidget):
             self._fail(f"exporting the {what} to {path} failed: no project open")
             return None
         session = self.session
+        # the candidates as the table shows them: a filter leaves only its rows (the rejected
+        # spectra are not in the table, so no filter applies to them)
+        rows, selection = (None, "") if rejected else self.filtered_view()
         worker = self.export_jobs.start(
-            "export", call_job("export", lambda: export_candidates(session, path, rejected)),
-            on_returned=self._exported)
+            "export", call_job("export", lambda: export_candidates(
+                session, path, rejected, pool_indices=rows, selection=selection)),
+            on_returned=lambda result: self._exported(result, selection))
         worker.errored.connect(lambda exc: self._fail(
             f"exporting the {what} to {path} failed: {error_text(exc)}"))
-        self.status.setText(f"exporting the {what} to {path}…")
+        shown = f" ({selection})" if selection else ""
+        self.status.setText(f"exporting the {what}{shown} to {path}…")
         self._update_buttons()
         return worker
 
-    def _exported(self, result: dict) -> None:
-        self.status.setText(f"wrote {result['rows']} {result['table']} to {result['path']}")
+    def filtered_view(self) -> tuple[np.ndarray | None, str]:
+        """(the pool indices of the candidates the filter shows, 'filter: …'), or (None, "")
+        when no filter is set: every candidate. Export and SAMP's Send table use it."""
+        text = self.proxy.filterFixedString()
+        if not text or "pool_index" not in self.model.table:
+            return None, ""
+        rows = np.sort(np.asarray(self.proxy.view_to_source, dtype=np.int64))
+        return np.asarray(self.model.table["pool_index"])[rows], f"filter: '{text}'"
+
+    def _exported(self, result: dict, selection: str = "") -> None:
+        what = (f"{result['rows']} of {result['of']} {result['table']} ({selection})"
+                if selection else f"{result['rows']} {result['table']}")
+        self.status.setText(f"wrote {what} to {result['path']}")
         self.exported.emit(result["path"])
 
     def _update_buttons(self) -> None:
@@ -402,6 +425,20 @@ class Dashboard(QWidget):
     def _fail(self, text: str) -> None:
         self.status.setText(text)
         self.failed.emit(text)
+
+    def clear(self) -> None:
+        """Show nothing of the project it showed (another one is open): plots, summary, table,
+        filter and the last export's message. The next refresh() fills it for the new one."""
+        self.data = None
+        self._summaries = {}
+        self.plot.set_estimates([], 0.0)
+        self.counts_plot.set_counts([], np.empty((0, N_CLASSES)), np.empty((0, N_CLASSES)))
+        self.entropy_plot.set_histogram(None, None)
+        self.filter.clear()
+        self._show_candidates(None)
+        self.summary.setText("")
+        self.status.setText("")
+        self._update_buttons()
 
     # -- shutdown ----------------------------------------------------------------------------
     def shutdown(self, timeout_s: float = 30.0) -> bool:

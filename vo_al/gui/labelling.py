@@ -47,6 +47,7 @@ class LabellingView(QWidget):
     undone = pyqtSignal(object)             # (kind, pool_index, label) from the store
     current_changed = pyqtSignal(object)    # PendingLabel or None
     failed = pyqtSignal(str, object)        # what failed, the exception
+    refused = pyqtSignal(str)               # why a key did nothing (labels locked)
     spectrum_shown = pyqtSignal(str)        # the source whose whole spectrum (or error) is drawn
     _loaded = pyqtSignal(str)               # from a prefetch thread: that source's future is done
 
@@ -68,6 +69,8 @@ class LabellingView(QWidget):
         self.title = QLabel("")
         self.info = QLabel("")
         self.help = QLabel(help_text(self.label_keys))
+        self.notice = QLabel("")                # why the last key did nothing, if it did not
+        self.notice.setWordWrap(True)
         self.window_plot = pg.PlotWidget(title="preprocessed window")
         self.full_plot = pg.PlotWidget(title="whole spectrum")
         for plot in (self.window_plot, self.full_plot):
@@ -86,7 +89,7 @@ class LabellingView(QWidget):
             w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
         layout = QVBoxLayout(self)
-        for w in (self.banner, self.title, self.info, self.help):
+        for w in (self.banner, self.title, self.info, self.help, self.notice):
             w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
             layout.addWidget(w)
         self.banner.setMinimumHeight(2 * self.banner.fontMetrics().height())
@@ -155,6 +158,12 @@ class LabellingView(QWidget):
     def undo(self) -> None:
         if self.session is None:
             return
+        locked = self.session.labels_locked()
+        if locked is not None:
+            # said in the view, where the key was pressed: not an error, the project's state
+            self.notice.setText(f"Backspace: nothing undone — {locked}")
+            self.refused.emit(locked)
+            return
         try:
             undone = self.session.undo_label()
         except Exception as exc:
@@ -189,10 +198,11 @@ class LabellingView(QWidget):
     def _show(self) -> None:
         item = self.current()
         self.current_changed.emit(item)
+        self.notice.setText("")
         if item is None:
             self.banner.setText("no spectra waiting for a label")
             self.banner.setStyleSheet("")
-            self.title.setText("")
+            self.title.setText(self._idle_text())
             self.info.setText("")
             self.window_curve.setData([], [])
             self.full_curve.setData([], [])
@@ -214,6 +224,24 @@ class LabellingView(QWidget):
         self.show_source(sources[0])
         for source in sources[1:]:
             self.prefetcher.request(source)
+
+    def _idle_text(self) -> str:
+        """With nothing to label: what the candidates come from now and whether the labels
+        may still change (after Finish: the final model, not the last iteration's)."""
+        if self.session is None:
+            return ""
+        try:
+            source = self.session.latest_scores_source()
+        except VoAlError:
+            source = None
+        locked = self.session.labels_locked()
+        if source is not None and source["scores"] == "final":
+            return (f"finished: the candidates come from the final model ({source['model']}, "
+                    f"trained on every label after iteration {source['iteration']}); "
+                    "labels are locked")
+        if locked is not None:
+            return locked
+        return ""
 
     def _probability_text(self, pool_index: int) -> str:
         if self._proba is None:

@@ -20,6 +20,7 @@ from vo_al.core.session.preferences import UserPreferences, load_preferences, up
 from vo_al.core.base.progress import Progress
 from vo_al.core.session.project import Project
 from vo_al.core.session.loop import ActiveLearningSession
+from vo_al.core.session.candidates import candidates_basis
 from vo_al.core.demo.simulate import SimulationConfig, demo_config, demo_settings, prepare
 
 from vo_al.gui.crossmatch_panel import CrossmatchPanel
@@ -33,6 +34,7 @@ from vo_al.gui.progress_line import ProgressLine
 from vo_al.gui.workers import JobRunner, JobWorker, error_text
 
 STEP_BUTTONS = steps.ACTIONS
+DEVICE_UNKNOWN = "device: reported when a training or scoring starts"
 
 
 class TrainingPanel(QWidget):
@@ -42,7 +44,12 @@ class TrainingPanel(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.progress = ProgressLine(jobs)
-        self.device = QLabel("device: reported when a training or scoring starts")
+        # what the last step found (an estimate, a query, the finish): under the button the
+        # expert just pressed, not only in the status bar
+        self.result = QLabel("")
+        self.result.setWordWrap(True)
+        self.result.setStyleSheet("font-weight:bold")
+        self.device = QLabel(DEVICE_UNKNOWN)
         row = QHBoxLayout()
         for b in self.buttons.values():
             row.addWidget(b)
@@ -50,7 +57,14 @@ class TrainingPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(row)
         layout.addWidget(self.progress)
+        layout.addWidget(self.result)
         layout.addWidget(self.device)
+
+    def reset(self) -> None:
+        """Nothing of the last project's steps (another project is open)."""
+        self.progress.reset()
+        self.result.setText("")
+        self.device.setText(DEVICE_UNKNOWN)
 
 
 class MainWindow(QMainWindow):
@@ -67,6 +81,7 @@ class MainWindow(QMainWindow):
         self.project: Project | None = None
         self.session: ActiveLearningSession | None = None
         self.error_box: QMessageBox | None = None
+        self.finish_question: QMessageBox | None = None
         self.jobs = JobRunner(self)             # the steps and the demo, one at a time
         self.panel = TrainingPanel(self.jobs)   # its progress line follows them first
         self.jobs.progress.connect(self._job_progress)
@@ -83,11 +98,17 @@ class MainWindow(QMainWindow):
         tabs.addTab(self.dashboard, "Dashboard")
         candidates = self.dashboard.model        # not `self`: no cycle through the window
         window = weakref.ref(self)
+
+        def basis():
+            session = getattr(window(), "session", None)
+            return candidates_basis(session) if session is not None else None
+
         self.crossmatch = CrossmatchPanel(
             lambda: candidates.table,
-            project_getter=lambda: getattr(window(), "project", None))
+            project_getter=lambda: getattr(window(), "project", None), basis_getter=basis)
         tabs.addTab(self.crossmatch, "Cross-match")
         self.tabs = tabs
+        tabs.currentChanged.connect(self._tab_changed)
         self._add_sources()
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -120,6 +141,7 @@ class MainWindow(QMainWindow):
         self.labelling.labelled.connect(lambda *_: self.refresh())
         self.labelling.undone.connect(lambda *_: self.refresh())
         self.labelling.failed.connect(self.show_error)
+        self.labelling.refused.connect(self.status_label.setText)
         self.dashboard.failed.connect(lambda text: self.status_label.setText(text))
         self.refresh()
         if self.prefs.problem:
@@ -153,6 +175,7 @@ class MainWindow(QMainWindow):
         self.samp = SampPanel()
         self.samp.attach_table(self.dashboard.table, self.dashboard.model, self.dashboard.proxy)
         self.samp.row_selected.connect(lambda _row: self.tabs.setCurrentWidget(self.dashboard))
+        self.samp.notice.connect(self.status_label.setText)
         dock = QDockWidget("SAMP", self)
         dock.setObjectName("samp-dock")
         dock.setWidget(self.samp)
@@ -260,14 +283,19 @@ class MainWindow(QMainWindow):
     def open_project(self, folder: Path) -> bool:
         """Switch to the project in `folder`. One that cannot be opened (its files, its session
         database or its pool broken) is shown in a dialog, and the window stays on the project
-        it had: the new one is opened whole before the old one is let go."""
+        it had: the new one is opened whole, and everything the window reads of it when it
+        switches is read once, before the old one is let go."""
         try:
             project = Project.open(folder)
         except Exception as exc:
             self.show_error(f"Opening the project {folder}", exc)
             return False
         try:
-            ActiveLearningSession(project).status()    # opens the session store and the pool
+            session = ActiveLearningSession(project)
+            session.status()              # opens and checks the session store and the pool
+            session.pending()             # what the labelling view shows first
+            session.labels_locked()
+            candidates_basis(session)     # what the cross-match panel compares with
         except Exception as exc:
             project.close()
             self.show_error(f"Opening the project {folder}", exc)
@@ -278,7 +306,8 @@ class MainWindow(QMainWindow):
     def set_project(self, project: Project) -> None:
         if self.jobs.is_running or self.sources.is_running:
             raise RuntimeError("a job is running: cancel it before changing project")
-        if self.project is not None and self.project is not project:
+        changed = self.project is not project
+        if self.project is not None and changed:
             self.crossmatch.shutdown()          # they may be reading the old project
             self.dashboard.shutdown()
             self.project.close()
@@ -286,11 +315,33 @@ class MainWindow(QMainWindow):
         self.session = ActiveLearningSession(project)
         self.update_preferences(lambda p: p.add_recent(project.folder))
         self.setWindowTitle(f"vo-al — {project.folder}")
+        if changed:
+            # nothing of the last project stays on screen: its results, messages and progress
+            self.panel.reset()
+            self.dashboard.clear()
+            self.crossmatch.clear(f"project {project.folder}: not cross-matched in this window "
+                                  "yet")
         self.labelling.set_session(self.session)
         self.crossmatch.use_project_catalogues(project.folder)
         self.samp.use_project(project.folder)
         self.dashboard.refresh(self.session)
         self.refresh()
+        if self.labelling.current() is not None:
+            self.tabs.setCurrentWidget(self.labelling)      # spectra wait: label them first
+        self._focus_labelling()
+
+    def _tab_changed(self, _index: int) -> None:
+        self._focus_labelling()
+
+    def _focus_labelling(self) -> None:
+        """Keys 1/2/3, Backspace and the arrows go to the labelling view whenever it is the tab
+        shown (the tab bar would otherwise take them: '1' ignored, → switching tabs)."""
+        if self.tabs.currentWidget() is self.labelling:
+            self.labelling.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._focus_labelling()       # a project given on the command line opened before this
 
     # -- jobs ----------------------------------------------------------------------------------
     @property
@@ -302,9 +353,48 @@ class MainWindow(QMainWindow):
         return step_job_factory(self.session, name)
 
     def run_step(self, name: str) -> JobWorker | None:
+        """Start the step `name`. Finish before the stop rule is met first asks (`ask_finish`):
+        it ends the active phase for good; None until the expert says yes."""
         if self.session is None:
             return None
+        if name == steps.FINISH and not self.session.stop_rule_met():
+            self.ask_finish()
+            return None
         return self.start_job(name, self.job_factory(name))
+
+    def ask_finish(self) -> QMessageBox:
+        """The question before a Finish the stop rule does not call for (window-modal, the
+        event loop runs on); Yes starts the finish, No leaves the project as it is."""
+        session = self.session
+        m = session.method
+        estimates = session.estimates()
+        if estimates:
+            e = estimates[-1]
+            latest = (f"The latest estimate (iteration {e['iteration']}) is precision "
+                      f"{e['precision']:.2f} (lower bound {e['lower_bound']:.2f})")
+        else:
+            latest = "No precision estimate is recorded yet"
+        text = (f"The stop rule is not met. {latest}; the rule asks for precision ≥ "
+                f"{m.precision_threshold:.2f} in {m.threshold_hits} estimate(s), and "
+                f"{session.threshold_hits()} reached it.\n\nFinish trains the final model on "
+                "the labels so far and writes the candidates. It cannot be undone: the labels "
+                "are then locked and no further iteration can run.\n\nFinish anyway?")
+        box = QMessageBox(QMessageBox.Icon.Warning, "vo-al — finish before the stop rule?",
+                          text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                          self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        yes = box.button(QMessageBox.StandardButton.Yes)
+        box.buttonClicked.connect(lambda button: self._finish_answered(button is yes))
+        box.open()                  # window-modal, never blocks the event loop
+        self.finish_question = box
+        return box
+
+    def _finish_answered(self, yes: bool) -> None:
+        if not yes:
+            self.panel.result.setText("finish not started: the project is as it was")
+            return
+        if self.session is not None and steps.FINISH in self.session.enabled_actions():
+            self.start_job(steps.FINISH, self.job_factory(steps.FINISH))
 
     def start_job(self, name: str, factory) -> JobWorker | None:
         """Run one job on a worker; None when another job is still running."""
@@ -321,13 +411,29 @@ class MainWindow(QMainWindow):
             self.panel.device.setText(f"device: {p.info['device']}")
 
     def _job_returned(self, name: str, value) -> None:
+        text = None
         if name == "estimate":
-            self.status_label.setText(
-                f"precision {value.precision:.3f} (lower bound {value.lower_bound:.3f}) on "
-                f"{value.sample_size} spectra")
+            text = self._estimate_text(value)
         elif name == "query":
-            self.status_label.setText(f"queried {len(value['batch'])} spectra, precision sample "
-                                      f"{len(value['sample'])}")
+            text = (f"queried {len(value['batch'])} spectra, precision sample "
+                    f"{len(value['sample'])}: label them in the Label tab")
+        elif name == "finish" and isinstance(value, dict):
+            text = (f"finished: the final model's candidates are in {value.get('candidates')}; "
+                    "the labels are locked")
+        if text is not None:
+            self.panel.result.setText(text)
+            self.status_label.setText(text)
+
+    def _estimate_text(self, value) -> str:
+        session = self.session
+        m = session.method
+        text = (f"iteration {session.iteration}: precision {value.precision:.3f} (lower "
+                f"bound {value.lower_bound:.3f}) on {value.sample_size} spectra; threshold "
+                f"{m.precision_threshold:.2f}, {session.threshold_hits()} of {m.threshold_hits} "
+                "hits: ")
+        if session.stop_rule_met():
+            return text + "the stop rule is met, Finish is next"
+        return text + "below the stop rule, the next step is Train (another iteration)"
 
     def _job_errored(self, name: str, exc: Exception) -> None:
         self.show_error(f"{name.capitalize()} failed", exc)
@@ -357,6 +463,7 @@ class MainWindow(QMainWindow):
             button.setEnabled(name in allowed)
         self.panel.cancel_button.setEnabled(running)
         self.sources.refresh()
+        self.crossmatch.check_stale()       # a step or a label may have changed the candidates
         if self.session is None or keep_status and self.status_label.text():
             return
         st = self.session.status()

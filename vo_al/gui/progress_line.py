@@ -119,6 +119,14 @@ class ProgressLine(QWidget):
         self._cancelling = True
         self.label.setText(f"{name}: cancelling at the next step…")
 
+    def reset(self) -> None:
+        """Back to 'no job yet' (another project is open: its last job's words would mislead)."""
+        self._eta = EtaClock()
+        self._cancelling = False
+        self.bar.setRange(0, BAR_STEPS)
+        self.bar.reset()
+        self.label.setText("")
+
     def end(self, name: str, outcome: str) -> None:
         if self.runner is not None and self.runner.is_running:
             # a slot called before this one has started the next job: the line shows that one

@@ -49,6 +49,7 @@ class SampPanel(QWidget):
     row_selected = pyqtSignal(int)              # a row of the candidates model, selected by SAMP
     sent = pyqtSignal(int, object)              # row, {mtype: [SampReply]}
     failed = pyqtSignal(str)
+    notice = pyqtSignal(str)                    # something the window's status line should say
 
     def __init__(self, link_factory: Callable[[], SampLink] | None = None, parent=None):
         super().__init__(parent)
@@ -62,7 +63,12 @@ class SampPanel(QWidget):
         self.jobs = JobRunner(self, queue=True)
         self.jobs.errored.connect(self._on_error)
         self._from_samp = False
-        self._table_dirty = True
+        self._table_dirty = True        # the candidates changed since the table was shared
+        self._view_dirty = False        # the filter changed since (Send table shares anew)
+        # the candidates-model row of each row of the shared table (None: the same rows): the
+        # table shared is the filtered view, and peers number its rows
+        self._shared_rows: np.ndarray | None = None
+        self._shared_text = ""          # "12 of 76 candidates (filter: 'single')"
 
         self.connect_button = QPushButton("Connect")
         self.disconnect_button = QPushButton("Disconnect")
@@ -95,6 +101,8 @@ class SampPanel(QWidget):
         self.table, self.model, self.proxy = table, model, proxy
         table.selectionModel().currentRowChanged.connect(self._on_current_changed)
         model.modelReset.connect(self._on_table_changed)
+        if proxy is not None:
+            proxy.layoutChanged.connect(self._on_view_changed)
 
     def _source_row(self, view_index) -> int | None:
         if not view_index.isValid():
@@ -111,12 +119,40 @@ class SampPanel(QWidget):
         if self.connected:
             self._share_table()
 
+    def _on_view_changed(self) -> None:
+        self._view_dirty = True         # kept until Send table: a peer holds the table it got
+
+    def filtered_rows(self) -> tuple[np.ndarray | None, str]:
+        """(the candidates-model rows the filter shows, in model order, "filter: …"), or
+        (None, "") when no filter is set."""
+        text = self.proxy.filterFixedString() if hasattr(self.proxy, "filterFixedString") else ""
+        if not text:
+            return None, ""
+        if hasattr(self.proxy, "view_to_source"):            # ArraySortFilterProxy
+            rows = np.asarray(self.proxy.view_to_source, dtype=np.int64)
+        else:
+            rows = np.array([self.proxy.mapToSource(self.proxy.index(r, 0)).row()
+                             for r in range(self.proxy.rowCount())], dtype=np.int64)
+        return np.sort(rows), f"filter: '{text}'"
+
     def _share_table(self) -> None:
         if self.model is None or self.model.rowCount() == 0 or self.link is None:
             return
-        link, columns = self.link, dict(self.model.table)
-        self._table_dirty = False
-        self._submit("table", lambda: link.set_candidates(columns), replace=True)
+        rows, selection = self.filtered_rows()
+        full = self.model.table
+        n = len(full[self.model.columns[0]])
+        if rows is None:
+            columns, text = dict(full), f"{n} candidates"
+        else:
+            columns = {c: np.asarray(v)[rows] for c, v in full.items()}
+            text = f"{len(rows)} of {n} candidates ({selection})"
+        link = self.link
+        self._table_dirty = self._view_dirty = False
+
+        def shared(_table) -> None:
+            self._shared_rows, self._shared_text = rows, text
+
+        self._submit("table", lambda: link.set_candidates(columns), shared, replace=True)
 
     def _on_current_changed(self, current, _previous) -> None:
         if self._from_samp or not self.connected:
@@ -188,8 +224,31 @@ class SampPanel(QWidget):
             return
         if self._table_dirty:
             self._share_table()
-        self._submit("send", lambda: link.send_candidate(row), lambda out: self.sent.emit(row, out),
-                     replace=True)
+        shared = self._shared_row(row)
+        if shared is None:
+            self.status.setText("SAMP: this candidate is not in the table sent (the filter "
+                                "then hid it): Send table to share the rows shown now")
+            return
+        self._submit("send", lambda: link.send_candidate(shared),
+                     lambda out: self.sent.emit(row, out), replace=True)
+
+    def _shared_row(self, model_row: int) -> int | None:
+        """The shared table's row of a candidates-model row (None: not in it)."""
+        rows = self._shared_rows
+        if rows is None:
+            return int(model_row)
+        at = int(np.searchsorted(rows, model_row))
+        return at if at < len(rows) and rows[at] == model_row else None
+
+    def _model_rows(self, shared_rows) -> np.ndarray:
+        """Candidates-model rows of rows of the shared table (-1: no such row)."""
+        shared = np.asarray(shared_rows, dtype=np.int64).reshape(-1)
+        if self._shared_rows is None:
+            return shared
+        inside = (shared >= 0) & (shared < len(self._shared_rows))
+        out = np.full(shared.shape, -1, dtype=np.int64)
+        out[inside] = self._shared_rows[shared[inside]]
+        return out
 
     def send_current(self) -> None:
         row = self.current_row()
@@ -200,9 +259,11 @@ class SampPanel(QWidget):
         link = self.link
         if link is None:
             return
-        if self._table_dirty:
-            self._share_table()
-        self._submit("send table", link.send_table)
+        if self._table_dirty or self._view_dirty:
+            self._share_table()               # the rows the table shows now, the filter's
+        self.status.setText("SAMP: sending the table…")
+        self._submit("send table", link.send_table,
+                     lambda _out: self.status.setText(f"SAMP: sent {self._shared_text}"))
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """At window close: drop queued work, end the running one, close the link."""
@@ -231,10 +292,19 @@ class SampPanel(QWidget):
     def _on_event(self, event: SampEvent) -> None:
         self.event_received.emit(event)
         if event.kind in ("highlight", "select", "point") and event.rows:
-            self.select_rows(event.rows)
+            rows = self._model_rows(event.rows)
+            shown = self.select_rows(rows)
             who = event.sender_name or event.sender_id
-            self.status.setText(f"SAMP: {who} {event.kind} row {event.rows[0]}"
-                                + (f" (+{len(event.rows) - 1})" if len(event.rows) > 1 else ""))
+            text = (f"SAMP: {who} {event.kind} row {event.rows[0]}"
+                    + (f" (+{len(event.rows) - 1})" if len(event.rows) > 1 else ""))
+            hidden = len(rows) - shown
+            if hidden:
+                # the filter is the expert's own: a peer's click does not undo it, it is told
+                text += (f"; {hidden} of them hidden by the filter "
+                         f"'{self.proxy.filterFixedString()}' (clear the filter to see "
+                         + ("it" if hidden == 1 else "them") + ")")
+                self.notice.emit(text)
+            self.status.setText(text)
         elif event.kind == "clients":
             self.refresh_clients()
         elif event.kind == "hub" and self.link is not None:
@@ -251,16 +321,16 @@ class SampPanel(QWidget):
                 self.connected_changed.emit(True)
             self._update_buttons()
 
-    def select_rows(self, rows) -> None:
-        """Select candidates-model rows in the table (without sending them back). Rows hidden by
-        the filter are left out; consecutive view rows become one selection range (a TOPCAT
-        subset may be thousands of rows)."""
+    def select_rows(self, rows) -> int:
+        """Select candidates-model rows in the table (without sending them back); returns how
+        many are shown. Rows hidden by the filter are left out; consecutive view rows become
+        one selection range (a TOPCAT subset may be thousands of rows)."""
         if self.table is None or self.model is None:
-            return
+            return 0
         view_rows = self._view_rows(rows)
         shown = view_rows[view_rows >= 0]
         if not shown.size:
-            return
+            return 0
         view_model = self.proxy if self.proxy is not None else self.model
         ordered = np.unique(shown)
         breaks = np.flatnonzero(np.diff(ordered) != 1)
@@ -278,7 +348,8 @@ class SampPanel(QWidget):
             self.table.scrollTo(current)
         finally:
             self._from_samp = False
-        self.row_selected.emit(int(rows[0]))
+        self.row_selected.emit(int(np.asarray(rows).reshape(-1)[0]))
+        return int(shown.size)
 
     def _view_rows(self, rows) -> np.ndarray:
         """The view rows of candidates-model `rows`, in their order (-1: hidden or no row)."""

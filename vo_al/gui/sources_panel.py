@@ -353,6 +353,13 @@ class SourcesPanel(QWidget):
         if folder != self._services_of:
             self._services_of = folder
             self._load_services(folder)
+            # the last harvest's or ingest's words were about another project's pool; a search
+            # result is a service's answer, not a project's, and stays
+            self.progress.reset()
+            self.last_report = None
+            self.status.setText("" if self.result is None
+                                else f"{len(self.result)} rows from "
+                                     f"{self.result.meta.get('service', '')}")
         running = self.is_running
         self.search_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)

@@ -50,6 +50,7 @@ class DashboardData:
     labelled_counts: np.ndarray       # (n, N_CLASSES) labelled set per class; NaN: not trained
     predicted_counts: np.ndarray      # (n, N_CLASSES) pool predictions per class; NaN: not scored
     scores_name: str | None = None    # the latest scores file (relative to the project), if any
+    scores_source: dict | None = None  # session.latest_scores_source(): 'final' or 'iteration N'
     entropy_counts: np.ndarray | None = None      # (ENTROPY_BINS,) of the latest scores
     candidates: dict | None = None    # candidate_table of the latest scores; None: not scored
     candidates_key: tuple | None = None   # what the candidates were built from (see below)
@@ -139,6 +140,7 @@ def dashboard_job(session, cancel: CancelToken | None = None, cache: dict | None
         proba = session.latest_probabilities()
     except ProjectError:
         return data          # nothing scored yet: no histogram, no candidates
+    data.scores_source = session.latest_scores_source()
     summary = yield from _summary(proba, cache, new_cache, cancel, "entropy")
     data.entropy_counts = summary.entropy_counts
     filename = getattr(proba, "filename", None)
@@ -149,7 +151,9 @@ def dashboard_job(session, cancel: CancelToken | None = None, cache: dict | None
         except ValueError:
             data.scores_name = str(path)
     oracle = store.oracle_labels()
-    data.candidates_key = (scores_key(proba), data.pool_size, tuple(sorted(oracle.items())))
+    # a precision-sample label decides a candidate too (session.candidates): in the key
+    data.candidates_key = (scores_key(proba), data.pool_size, tuple(sorted(oracle.items())),
+                           tuple(sorted(store.reviewed_labels().items())))
     if (previous is not None and previous.candidates is not None
             and data.candidates_key[0] is not None
             and previous.candidates_key == data.candidates_key):

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vo_al.core.base.atomic import atomic_write_text
+from vo_al.core.base.errors import ProjectError
 from vo_al.core.learning.classes import CLASS_NAMES, NON_TARGET, TARGET_CLASSES
 from vo_al.core.learning.scoring import predicted_classes
 
@@ -113,6 +115,28 @@ def session_candidates(session, proba: np.ndarray | None = None,
                              rejected_table(project.pool, proba, oracle, reviewed), provenance)
 
 
+def candidates_basis(session) -> tuple:
+    """What `session`'s candidates are made from, read without opening a score file: the
+    project, the latest scores (which, their file and its size and time) and every oracle and
+    precision-sample label. Two equal bases give the same candidates, so a panel that shows
+    results made from another basis is stale (the app compares them after every step)."""
+    try:
+        source = session.latest_scores_source()
+    except ProjectError:
+        scores = None                      # not scored yet
+    else:
+        path = session.project.folder / source["scores_file"]
+        try:
+            st = os.stat(path)
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        scores = (source["scores"], str(source["scores_file"]), stamp)
+    store = session.store
+    return (str(session.project.folder), scores, tuple(sorted(store.oracle_labels().items())),
+            tuple(sorted(store.reviewed_labels().items())))
+
+
 _HASHES: dict = {}          # (path, size, mtime_ns) -> sha256: a model file is hashed once
 
 
@@ -169,13 +193,25 @@ def write_candidates(session, proba: np.ndarray, path: Path) -> Path:
     return write_table_csv(session_candidates(session, proba).candidates, path)
 
 
-def export_candidates(session, path: Path, rejected: bool = False, fmt: str | None = None) -> dict:
+def export_candidates(session, path: Path, rejected: bool = False, fmt: str | None = None,
+                      pool_indices=None, selection: str = "") -> dict:
     """Write the session's candidates (or rejected spectra) as a catalogue with their provenance:
-    `vo-al export` and the dashboard's export buttons. The format comes from `fmt` or the suffix."""
+    `vo-al export` and the dashboard's export buttons. The format comes from `fmt` or the suffix.
+
+    `pool_indices`: only the rows of these pool spectra (the app's filtered view), and
+    `selection` says which in the catalogue's parameters (e.g. "filter: single"). The result
+    gives 'rows' written and 'of' the rows of the whole table."""
     from vo_al.core.export.catalogue import write_catalogue
 
     found = session_candidates(session)
     table = found.rejected if rejected else found.candidates
+    total = len(table["ra"])
     params = dict(found.provenance, table="rejected" if rejected else "candidates")
+    if pool_indices is not None:
+        keep = np.isin(np.asarray(table["pool_index"]), np.asarray(pool_indices, dtype=np.int64))
+        table = {c: np.asarray(v)[keep] for c, v in table.items()}
+        params["selection"] = (f"{int(keep.sum())} of {total} {params['table']}"
+                               + (f" ({selection})" if selection else ""))
     written = write_catalogue(table, Path(path), fmt, params)
-    return {"path": str(written), "rows": len(table["ra"]), "table": params["table"]}
+    return {"path": str(written), "rows": len(table["ra"]), "of": total,
+            "table": params["table"]}

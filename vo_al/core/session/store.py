@@ -37,6 +37,23 @@ CREATE TABLE IF NOT EXISTS final (
 """
 
 
+# the tables and their columns holding JSON (every other column is a number or a name)
+JSON_COLUMNS = {"meta": {"value"}, "training_labels": set(), "oracle_labels": set(),
+                "precision_labels": set(), "final": {"value"},
+                "iterations": {"training_json", "query_json", "sample_json", "estimate_json"}}
+
+
+def schema_columns() -> dict[str, list[str]]:
+    """{table: its columns} as SCHEMA creates them (read from SQLite itself: one owner)."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(SCHEMA)
+        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in names}
+    finally:
+        db.close()
+
+
 class SessionStore:
     def __init__(self, path: Path):
         """Open (or create) the session database. A file that is not one, another program's
@@ -54,7 +71,8 @@ class SessionStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            # ValueError: text that is not UTF-8 (UnicodeDecodeError), a value that is not JSON
             self.db.close()
             raise ProjectError(f"{self.path}: not a readable vo-al session database ({exc}); "
                                "it was left as it is") from exc
@@ -74,6 +92,41 @@ class SessionStore:
             shown = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
             raise ProjectError(f"{self.path}: the session database is damaged ({shown}); it was "
                                "left as it is")
+        self._check_columns(tables)
+        self._read_everything(tables)
+
+    def _check_columns(self, tables: set) -> None:
+        """Each of our tables present has the columns SCHEMA gives it (a damaged schema can
+        still parse, with a column name changed)."""
+        for table, wanted in schema_columns().items():
+            if table not in tables:
+                continue
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            missing = [c for c in wanted if c not in have]
+            if missing:
+                raise ProjectError(f"{self.path}: table {table} lacks the column(s) "
+                                   f"{', '.join(missing)}: not a vo-al session database of this "
+                                   "version, or a damaged one; it was left as it is")
+
+    def _read_everything(self, tables: set) -> None:
+        """Read every row of our tables once, JSON decoded as the store's readers decode it:
+        quick_check sees the pages, not their values, and a damaged value (text that is not
+        UTF-8, JSON cut short) would otherwise fail later, in whatever step reads it. The
+        tables are small (labels and iterations), so this costs milliseconds."""
+        for table, json_columns in JSON_COLUMNS.items():
+            if table not in tables:
+                continue
+            cursor = self.db.execute(f"SELECT * FROM {table}")
+            names = [c[0] for c in cursor.description]
+            for row in cursor:
+                for name, value in zip(names, row):
+                    if name in json_columns and value:
+                        try:
+                            json.loads(value)
+                        except ValueError as exc:
+                            raise ProjectError(
+                                f"{self.path}: table {table}, column {name}: a damaged value "
+                                f"({exc}); the session database was left as it is") from exc
 
     def close(self) -> None:
         self.db.close()
