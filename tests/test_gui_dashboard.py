@@ -180,7 +180,7 @@ def test_scores_files_are_read_once_and_again_when_replaced(dash, qtbot, session
         stages.clear()
         return seen
 
-    assert refresh() == ["candidates", "scores of iteration 0", "scores of iteration 1"]
+    assert refresh() == ["candidates", "scores of iteration 1", "scores of iteration 2"]
     predicted = d.counts_plot.predicted.copy()
     assert len(d._summaries) == 2         # the latest scores are iteration 1's: one pass each
 
@@ -202,7 +202,7 @@ def test_scores_files_are_read_once_and_again_when_replaced(dash, qtbot, session
     path = session.project.folder / "scores/iter-000.npy"
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    assert refresh() == ["scores of iteration 0"]       # not the latest: same candidates
+    assert refresh() == ["scores of iteration 1"]       # not the latest: same candidates
     assert np.array_equal(d.counts_plot.predicted, predicted)
 
 

@@ -40,7 +40,7 @@ def cmd_query(args):
     session = open_session(args.project)
     if session.next_step() == "query":
         result = session.query()
-        print(f"iteration {result['iteration']}: {len(result['batch'])} spectra for the oracle, "
+        print(f"iteration {result['iteration'] + 1}: {len(result['batch'])} spectra for the oracle, "
               f"{len(result['sample'])} for the precision estimate "
               f"({result['predicted_targets']} predicted targets in the pool)")
     to_stdout = args.out in (None, "-")

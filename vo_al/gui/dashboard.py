@@ -94,7 +94,8 @@ class PrecisionPlot(pg.PlotWidget):
 
     def set_estimates(self, estimates: list[dict], threshold: float) -> None:
         rows = [e for e in estimates if e.get("sample_size")]
-        it = np.array([e["iteration"] for e in rows], dtype=float)
+        # iterations as a person counts them: from 1 (store and file names count from 0)
+        it = np.array([e["iteration"] + 1 for e in rows], dtype=float)
         self.precision_curve.setData(it, np.array([e["precision"] for e in rows], dtype=float))
         self.lower_curve.setData(it, np.array([e["lower_bound"] for e in rows], dtype=float))
         self.threshold_line.setValue(threshold)
@@ -155,7 +156,7 @@ class ClassCountsPlot(pg.PlotWidget):
         self.iterations = np.asarray(iterations)
         self.labelled = np.asarray(labelled, dtype=float)
         self.predicted = np.asarray(predicted, dtype=float)
-        x = self.iterations.astype(float)
+        x = self.iterations.astype(float) + 1.0        # counted from 1, as everywhere shown
         for c in range(N_CLASSES):
             for curve, y in ((self.labelled_curves[c], self.labelled[:, c]),
                              (self.predicted_curves[c], self.predicted[:, c])):
@@ -312,13 +313,14 @@ class Dashboard(QWidget):
         if source.get("scores") == "final":
             # the estimates are of the iterations' models: none measured the final one
             parts.append(f"finished: candidates from the final model ({source.get('model')}, "
-                         f"trained on every label after iteration {source.get('iteration')}); "
+                         f"trained on every label after iteration "
+                         f"{int(source.get('iteration', 0)) + 1}); "
                          "its precision was not estimated, the last estimate is of the "
                          "iteration's model")
         if data.estimates:
             e = data.estimates[-1]
             parts.append(
-                f"iteration {e['iteration']}: precision {e['precision']:.3f} "
+                f"iteration {e['iteration'] + 1}: precision {e['precision']:.3f} "
                 f"(≥ {e['lower_bound']:.3f} at {e['confidence']:.0%}) on {e['sample_size']} "
                 f"spectra; threshold {data.threshold:.2f}, "
                 f"hits {data.threshold_hits}/{data.hits_needed}")

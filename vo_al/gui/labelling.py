@@ -237,7 +237,7 @@ class LabellingView(QWidget):
         locked = self.session.labels_locked()
         if source is not None and source["scores"] == "final":
             return (f"finished: the candidates come from the final model ({source['model']}, "
-                    f"trained on every label after iteration {source['iteration']}); "
+                    f"trained on every label after iteration {source['iteration'] + 1}); "
                     "labels are locked")
         if locked is not None:
             return locked

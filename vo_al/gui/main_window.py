@@ -370,7 +370,7 @@ class MainWindow(QMainWindow):
         estimates = session.estimates()
         if estimates:
             e = estimates[-1]
-            latest = (f"The latest estimate (iteration {e['iteration']}) is precision "
+            latest = (f"The latest estimate (iteration {e['iteration'] + 1}) is precision "
                       f"{e['precision']:.2f} (lower bound {e['lower_bound']:.2f})")
         else:
             latest = "No precision estimate is recorded yet"
@@ -427,7 +427,7 @@ class MainWindow(QMainWindow):
     def _estimate_text(self, value) -> str:
         session = self.session
         m = session.method
-        text = (f"iteration {session.iteration}: precision {value.precision:.3f} (lower "
+        text = (f"iteration {session.iteration + 1}: precision {value.precision:.3f} (lower "
                 f"bound {value.lower_bound:.3f}) on {value.sample_size} spectra; threshold "
                 f"{m.precision_threshold:.2f}, {session.threshold_hits()} of {m.threshold_hits} "
                 "hits: ")
@@ -468,7 +468,7 @@ class MainWindow(QMainWindow):
             return
         st = self.session.status()
         self.status_label.setText(
-            f"{st['project']} · pool {st['pool_size']} · iteration {st['iteration']} · next: "
+            f"{st['project']} · pool {st['pool_size']} · iteration {st['iteration'] + 1} · next: "
             f"{st['next_step']} · {st['oracle_labels']} oracle labels · {st['pending']} waiting")
 
     def show_error(self, what: str, exc: BaseException) -> None:

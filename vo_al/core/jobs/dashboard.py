@@ -129,7 +129,7 @@ def dashboard_job(session, cancel: CancelToken | None = None, cache: dict | None
         if row.get("scores_path"):
             proba = session.probabilities(row["iteration"])
             summary = yield from _summary(proba, cache, new_cache, cancel,
-                                          f"scores of iteration {row['iteration']}")
+                                          f"scores of iteration {row['iteration'] + 1}")
             predicted[k] = summary.predicted_counts
     data = DashboardData(
         estimates=estimates, threshold=float(method.precision_threshold), threshold_hits=hits,

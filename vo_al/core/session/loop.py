@@ -122,7 +122,7 @@ class ActiveLearningSession:
         if step == DONE:
             return "the active phase is finished (candidates written): the pool is final"
         return (f"spectra can join the pool only between iterations (next step is '{step}', "
-                f"not 'train'): iteration {self.iteration}'s model and scores cover the pool as "
+                f"not 'train'): iteration {self.iteration + 1}'s model and scores cover the pool as "
                 f"it is; finish the iteration first")
 
     def require_pool_may_grow(self) -> None:
@@ -221,7 +221,7 @@ class ActiveLearningSession:
         iteration's file as it was written (history: the pool may have grown since)."""
         row = self.current_row(iteration)
         if not row.get("scores_path"):
-            raise ProjectError(f"{self.project.folder}: iteration {row['iteration']} not scored")
+            raise ProjectError(f"{self.project.folder}: iteration {row['iteration'] + 1} not scored")
         if iteration is not None:
             return open_npy(self.project.folder / row["scores_path"])
         return self._pool_scores(row["scores_path"], SCORE_AGAIN)
@@ -309,7 +309,7 @@ class ActiveLearningSession:
             item = next((p for p in self.pending() if p.pool_index == pool_index), None)
             if item is None:
                 raise ProjectError(f"pool spectrum {pool_index} is not waiting for a label in "
-                                   f"iteration {row['iteration']}")
+                                   f"iteration {row['iteration'] + 1}")
             if item.purpose == QUERY_PURPOSE:
                 self.store.add_oracle_label(pool_index, item.name, label, row["iteration"])
             else:
