@@ -109,6 +109,178 @@ def test_radius_scan_is_monotonic_and_plotted(tmp_path):
         xm.radius_scan(cat, ra, dec, [5, 400])
 
 
+# ------------------------------------------------------------------ the zone route (issue 13)
+
+def brute_force(ra, dec, cat_ra, cat_dec, radius):
+    """Every separation computed (no index): per candidate the nearest row (ties: the first
+    row), its separation, and the count within `radius`."""
+    from vo_al.core.base.sky import separation_arcsec
+
+    n = len(ra)
+    best, sep, count = np.full(n, -1), np.full(n, np.nan), np.zeros(n, int)
+    for start in range(0, n, 200):
+        block = slice(start, start + 200)
+        d = separation_arcsec(np.asarray(ra)[block, None], np.asarray(dec)[block, None],
+                              cat_ra[None, :], cat_dec[None, :])
+        within = d <= radius
+        count[block] = within.sum(axis=1)
+        d = np.where(within, d, np.inf)
+        arg = np.argmin(d, axis=1)                         # first row among equal minima
+        hit = np.isfinite(d[np.arange(d.shape[0]), arg])
+        best[block] = np.where(hit, arg, -1)
+        sep[block] = np.where(hit, d[np.arange(d.shape[0]), arg], np.nan)
+    return best, sep, count
+
+
+def search_around_sky_counts(ra, dec, cat_ra, cat_dec, radius):
+    """The previous local route: astropy's search_around_sky, counted per candidate."""
+    from astropy import units as u
+
+    i, _, _, _ = xm.sky_coords(cat_ra, cat_dec).search_around_sky(
+        xm.sky_coords(ra, dec), radius * u.arcsec)
+    return np.bincount(i, minlength=len(ra))
+
+
+class PairsOnly:
+    """A catalogue that answers only `pairs` (as a TAP catalogue or the app's fetched one
+    does): crossmatch and radius_scan then compute everything from the pairs."""
+
+    def __init__(self, catalogue):
+        self.catalogue, self.name = catalogue, catalogue.name
+
+    def pairs(self, ra, dec, radius):
+        return self.catalogue.pairs(ra, dec, radius)
+
+
+def _fields():
+    """(name, catalogue RA, Dec, candidate RA, Dec): random, clustered (fibre offsets and exact
+    duplicates), around both poles, and across RA 0/360 (RA written as 359.9, -0.1 and 360)."""
+    rng = np.random.default_rng(13)
+    d = 1 / 3600
+
+    def patch(n, ra0, dec0, size):
+        dec = dec0 + rng.uniform(-size, size, n)
+        return ra0 + rng.uniform(-size, size, n) / np.cos(np.radians(dec)), dec
+
+    def offsets(ra, dec, n, max_arcsec):
+        pick = rng.integers(0, ra.size, n)
+        r, a = rng.uniform(0, max_arcsec, n) * d, rng.uniform(0, 2 * np.pi, n)
+        return (ra[pick] + r * np.cos(a) / np.cos(np.radians(dec[pick])),
+                dec[pick] + r * np.sin(a))
+
+    fields = []
+    cra, cdec = patch(4000, 150.0, 20.0, 0.25)                 # ~16 000 per square degree
+    fields.append(("random", cra, cdec, *patch(600, 150.0, 20.0, 0.27)))
+    # fibre-offset-like: groups of 1-4 exposures within 3" of a star, some at the same place
+    centre_ra, centre_dec = patch(1500, 210.0, -35.0, 0.2)
+    g_ra, g_dec = offsets(centre_ra, centre_dec, 3000, 3.0)
+    cra = np.r_[centre_ra, g_ra, centre_ra[:300]]                # 300 exact duplicates
+    cdec = np.r_[centre_dec, g_dec, centre_dec[:300]]
+    fields.append(("clustered", cra, cdec, *offsets(centre_ra, centre_dec, 700, 4.0)))
+    for pole in (90.0, -90.0):
+        s = np.sign(pole)
+        cra = np.r_[rng.uniform(0, 360, 3000), 0.0, 123.0]      # two objects on the pole
+        cdec = np.r_[pole - s * rng.uniform(0, 0.3, 3000), pole, pole]
+        qra = np.r_[rng.uniform(-180, 540, 500), 0.0, 45.0]
+        qdec = np.r_[pole - s * rng.uniform(0, 0.32, 500), pole, pole - s * 10 * d]
+        fields.append((f"pole {pole:+.0f}", cra, cdec, qra, qdec))
+    cra, cdec = patch(4000, 0.0, 5.0, 0.25)
+    qra, qdec = patch(600, 0.0, 5.0, 0.26)
+    cra = np.where(cra < 0, cra + 360.0, cra)                  # the catalogue: 359.9...
+    qra = np.r_[qra, 360.0, 0.0, -1e-9]                        # candidates: -0.1, 360, 0
+    qdec = np.r_[qdec, 5.0, 5.0, 5.0]
+    fields.append(("RA 0/360", cra, cdec, qra, qdec))
+    return fields
+
+
+FIELDS = _fields()
+
+
+@pytest.mark.parametrize("radius", [5, 20, 300])
+@pytest.mark.parametrize("field", FIELDS, ids=[f[0] for f in FIELDS])
+def test_zone_route_equals_brute_force_and_search_around_sky(field, radius):
+    _, cra, cdec, ra, dec = field
+    cat = xm.LocalCatalogue(cra, cdec, name="field")
+    best, sep, count = brute_force(ra, dec, cat.ra, cat.dec, radius)
+    m = xm.crossmatch(cat, ra, dec, radius)
+    np.testing.assert_array_equal(m.n_match, count)
+    np.testing.assert_array_equal(m.match_id, np.where(best >= 0, best.astype(str), ""))
+    np.testing.assert_allclose(m.sep, sep, rtol=0, atol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(m.n_match, search_around_sky_counts(ra, dec, cra, cdec, radius))
+    if radius == 20:
+        assert m.matched.sum() > 50 and (m.n_match > 1).sum() > 5      # a real test of both
+    # the pairs themselves: one per (candidate, object) within the radius, sorted
+    p = cat.pairs(ra, dec, radius)
+    np.testing.assert_array_equal(np.bincount(p.cand, minlength=len(ra)), count)
+    assert np.all(np.diff(p.cand) >= 0) and np.all(p.sep <= radius)
+    assert len(set(zip(p.cand.tolist(), p.obj_id.tolist()))) == p.cand.size
+
+
+@pytest.mark.parametrize("field", FIELDS, ids=[f[0] for f in FIELDS])
+def test_zone_route_equals_the_route_from_pairs_in_small_chunks(field):
+    _, cra, cdec, ra, dec = field
+    cat = xm.LocalCatalogue(cra, cdec, otypes=np.where(np.arange(cra.size) % 3, "Star", "QSO"),
+                            extra={"mag": np.arange(cra.size) * 0.5}, name="field")
+    from_pairs = xm.crossmatch(PairsOnly(cat), ra, dec, 30)
+    scan_from_pairs = xm.radius_scan(PairsOnly(cat), ra, dec)
+    from vo_al.core.xmatch.zones import MAX_TRIED
+
+    for max_tried in (MAX_TRIED, 97):      # one chunk, and many (split intervals too)
+        cat.max_tried = max_tried
+        m = xm.crossmatch(cat, ra, dec, 30)
+        for column, values in from_pairs.columns("m").items():
+            np.testing.assert_array_equal(m.columns("m")[column], values, err_msg=column)
+        scan = xm.radius_scan(cat, ra, dec)
+        for column in scan.colnames:
+            np.testing.assert_array_equal(scan[column], scan_from_pairs[column])
+    assert m.extra["mag"].dtype.kind == "f" and m.otype.dtype.kind == "U"
+
+
+def test_ties_go_to_the_first_catalogue_row_in_any_chunking():
+    # rows 0 and 1 lie 10" north and south of the candidate (equal separations to the bit);
+    # row 1 is in the lower zone, so it is met first
+    d = 1 / 3600
+    cat = xm.LocalCatalogue([10.0, 10.0, 10.0], [10 * d, -10 * d, 15 * d], ["N", "S", "far"])
+    for max_tried in (1, 2, 1000):
+        cat.max_tried = max_tried
+        m = xm.crossmatch(cat, [10.0], [0.0], 20)
+        assert m.match_id.tolist() == ["N"] and m.n_match.tolist() == [3]
+        assert cat.pairs([10.0], [0.0], 20).obj_id.tolist() == ["N", "S", "far"]
+
+
+def test_counts_within_radii_in_any_order():
+    d = 1 / 3600
+    cat = xm.LocalCatalogue([10.0, 10.0, 10.0], [10 * d, 19.5 * d, 45 * d], name="line")
+    counts = cat.counts_within([10.0, 10.0], [0.0, 1.0], [45, 5, 20, 10])
+    np.testing.assert_array_equal(counts[:, 0], [3, 0, 2, 1])
+    np.testing.assert_array_equal(counts[:, 1], [0, 0, 0, 0])
+    with pytest.raises(ParameterError, match="radii"):
+        cat.counts_within([10.0], [0.0], [])
+    with pytest.raises(ParameterError, match="radii"):
+        cat.counts_within([10.0], [0.0], [20, 400])
+
+
+def test_zone_indexes_are_kept_per_radius_and_bounded():
+    cat = xm.LocalCatalogue(*FIELDS[0][1:3], name="random")
+    ra, dec = FIELDS[0][3:]
+    xm.crossmatch(cat, ra, dec, 20)
+    index = cat.zone_index(20.0)
+    xm.crossmatch(cat, ra, dec, 20)
+    assert cat.zone_index(20.0) is index                   # built once, then reused
+    for radius in (30, 60, 90):
+        xm.crossmatch(cat, ra, dec, radius)
+    assert len(cat._zones) <= cat.MAX_ZONE_INDEXES
+
+
+def test_empty_catalogue_or_candidates():
+    cat = xm.LocalCatalogue([10.0], [0.0])
+    m = xm.crossmatch(cat, [], [], 20)
+    assert len(m) == 0
+    far = xm.crossmatch(cat, [200.0], [0.0], 20)
+    assert far.n_match.tolist() == [0] and far.match_id.tolist() == [""]
+    assert xm.radius_scan(cat, [200.0], [0.0])["n_matched"].max() == 0
+
+
 # ------------------------------------------------------------------ multiple exposures
 
 def test_group_by_designation():

@@ -3,8 +3,12 @@
 Both answer `pairs(ra, dec, radius)` (every candidate-object pair within `radius` arcsec, as
 `match.Pairs`), so the match itself is the same for both:
 
-* `LocalCatalogue`: a file (VOTable, FITS, CSV, ECSV; `read_table`) or arrays, matched with
-  astropy's `SkyCoord.search_around_sky` (a k-d tree kept on the catalogue's coordinates). The
+* `LocalCatalogue`: a file (VOTable, FITS, CSV, ECSV; `read_table`) or arrays, matched through
+  declination zones (`zones.ZoneIndex`: the catalogue sorted by zone and RA once per zone
+  height and kept on the catalogue; exact Vincenty separations). Besides `pairs` it answers
+  `nearest_pairs` (the nearest object per candidate and the count within the radius) and
+  `counts_within` (counts per radius), which `match.crossmatch` and `match.radius_scan` use
+  instead of building every pair's columns; their numbers equal those from `pairs`. The
   position, id and type columns of a file are guessed from their usual names (`RA_NAMES`,
   `DEC_NAMES`, `ID_NAMES`, `OTYPE_NAMES`) unless named; its positions are read by
   `positions.table_positions` (degrees, or sexagesimal text). A row whose position is missing,
@@ -24,6 +28,7 @@ Both answer `pairs(ra, dec, radius)` (every candidate-object pair within `radius
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +41,7 @@ from vo_al.core.export.formats import read_table_file
 from vo_al.core.xmatch.match import Pairs, check_positions, check_radius, sky_coords
 from vo_al.core.xmatch.positions import (SkippedRow, SkippedRowsWarning, degrees, filled,
                                          skipped_note, table_positions)
+from vo_al.core.xmatch.zones import MAX_TRIED, ZoneIndex
 
 # SIMBAD's TAP service: TapCatalogue's default, with SIMBAD_COLUMNS
 SIMBAD_TAP_URL = "http://simbad.cds.unistra.fr/simbad/sim-tap"
@@ -83,28 +89,107 @@ def read_table(path, fmt: str | None = None):
 # ---------------------------------------------------------------- a catalogue in memory
 
 class LocalCatalogue:
-    """A catalogue in memory (from a file or arrays), matched with astropy SkyCoord."""
+    """A catalogue in memory (from a file or arrays), matched through declination zones."""
+
+    # zone indexes kept per catalogue: one per radius asked (a match and a radius scan)
+    MAX_ZONE_INDEXES = 2
+    max_tried = MAX_TRIED      # pairs whose separation is computed at once (zones.ZoneIndex)
 
     def __init__(self, ra, dec, ids=None, otypes=None, name: str = "catalogue",
                  extra: dict | None = None, skipped=()):
         self.ra, self.dec = check_positions(ra, dec, "position of catalogue row")
         n = self.ra.size
-        self.ids = (np.asarray(ids).astype(str) if ids is not None
-                    else np.array([str(i) for i in range(n)]))
-        self.otypes = np.asarray(otypes).astype(str) if otypes is not None else np.full(n, "")
+        # asarray, not astype: a catalogue of a million ids is not copied
+        self.ids = np.asarray(ids, dtype=str) if ids is not None else np.arange(n).astype(str)
+        self.otypes = np.asarray(otypes, dtype=str) if otypes is not None else np.full(n, "")
         self.name = name
         self.extra = {k: np.asarray(v) for k, v in (extra or {}).items()}
         self.skipped: tuple[SkippedRow, ...] = tuple(skipped)   # rows of the file left out
         self._sky = None
+        self._zones: dict[float, ZoneIndex] = {}
+        self._zones_lock = threading.Lock()     # a job thread and the app may both match
 
     def __len__(self) -> int:
         return self.ra.size
 
     @property
     def sky(self):
-        if self._sky is None:                 # the k-d tree is cached on this object
+        """The catalogue's positions as an astropy SkyCoord (built once, when first asked)."""
+        if self._sky is None:
             self._sky = sky_coords(self.ra, self.dec)
         return self._sky
+
+    def zone_index(self, radius: float) -> ZoneIndex:
+        """The catalogue sorted by declination zones as high as `radius` (arcsec), kept for
+        the next request at that radius."""
+        with self._zones_lock:
+            index = self._zones.get(radius)
+            if index is None:
+                while len(self._zones) >= self.MAX_ZONE_INDEXES:
+                    self._zones.pop(next(iter(self._zones)))        # the oldest goes
+                index = self._zones[radius] = ZoneIndex(self.ra, self.dec, radius / 3600.0)
+            return index
+
+    def _near(self, ra, dec, radius: float):
+        """Checked radius and positions, and the chunks of (candidate, object, sep) pairs."""
+        radius = check_radius(radius)
+        ra, dec = check_positions(ra, dec)
+        chunks = (self.zone_index(radius).pairs_within(ra, dec, radius, self.max_tried)
+                  if ra.size and len(self) else iter(()))
+        return radius, ra, dec, chunks
+
+    def _pairs_of(self, cand, obj, sep, radius: float) -> Pairs:
+        """Pairs sorted by candidate, then separation, then catalogue row."""
+        order = np.lexsort((obj, sep, cand))
+        cand, obj, sep = cand[order], obj[order], sep[order]
+        return Pairs(cand, sep, self.ids[obj], self.otypes[obj], self.ra[obj], self.dec[obj],
+                     {k: v[obj] for k, v in self.extra.items()}, radius)
+
+    def pairs(self, ra, dec, radius: float) -> Pairs:
+        radius, ra, dec, chunks = self._near(ra, dec, radius)
+        parts = list(chunks)
+        if not parts:
+            return Pairs.empty(radius)
+        return self._pairs_of(*(np.concatenate(column) for column in zip(*parts)), radius)
+
+    def nearest_pairs(self, ra, dec, radius: float) -> tuple[Pairs, np.ndarray]:
+        """The pair of each candidate with its nearest object within `radius` (ties: the
+        first catalogue row), and per candidate the count of objects within it: what
+        `match.nearest` makes of `pairs`, without every pair's columns."""
+        radius, ra, dec, chunks = self._near(ra, dec, radius)
+        counts = np.zeros(ra.size, np.int64)
+        best_sep = np.full(ra.size, np.inf)
+        best_obj = np.full(ra.size, -1, np.int64)
+        for cand, obj, sep in chunks:
+            counts += np.bincount(cand, minlength=ra.size)
+            order = np.lexsort((obj, sep, cand))
+            cand, obj, sep = cand[order], obj[order], sep[order]
+            first = np.r_[True, cand[1:] != cand[:-1]]      # this chunk's nearest per candidate
+            cand, obj, sep = cand[first], obj[first], sep[first]
+            held_sep, held_obj = best_sep[cand], best_obj[cand]
+            better = (sep < held_sep) | ((sep == held_sep) & (obj < held_obj))
+            best_sep[cand[better]], best_obj[cand[better]] = sep[better], obj[better]
+        found = np.flatnonzero(best_obj >= 0)
+        return self._pairs_of(found, best_obj[found], best_sep[found], radius), counts
+
+    def counts_within(self, ra, dec, radii) -> np.ndarray:
+        """Objects within each radius (arcsec) per candidate: an int64 array of
+        len(radii) × candidates, from one pass at the largest radius."""
+        radii = np.asarray([check_radius(r, "radii") for r in radii], float)
+        if radii.size == 0:
+            raise ParameterError("radii", list(radii), "at least one radius")
+        ra, dec = check_positions(ra, dec)
+        _, _, _, chunks = self._near(ra, dec, float(radii.max()))
+        ascending = np.argsort(radii, kind="stable")
+        counts = np.zeros(radii.size * ra.size, np.int64)
+        for cand, _, sep in chunks:
+            # the smallest radius each pair lies within (sep <= radius, as Pairs.within)
+            smallest = np.searchsorted(radii[ascending], sep, "left")
+            counts += np.bincount(smallest * ra.size + cand, minlength=counts.size)
+        by_ascending = np.cumsum(counts.reshape(radii.size, ra.size), axis=0)
+        out = np.empty_like(by_ascending)
+        out[ascending] = by_ascending
+        return out
 
     @classmethod
     def from_table(cls, table, name: str = "catalogue", ra: str | None = None,
@@ -143,24 +228,6 @@ class LocalCatalogue:
         `columns`: ra=, dec=, id=, otype=, extra= as in from_table."""
         return cls.from_table(read_table(path, fmt), name=name or Path(path).name,
                               source=str(path), **columns)
-
-    def pairs(self, ra, dec, radius: float) -> Pairs:
-        from astropy import units as u
-
-        radius = check_radius(radius)
-        ra, dec = check_positions(ra, dec)
-        if ra.size == 0 or len(self) == 0:
-            return Pairs.empty(radius)
-        cands = sky_coords(ra, dec)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            # the k-d tree is built on (and cached with) the catalogue's coordinates
-            i_cand, i_obj, sep, _ = self.sky.search_around_sky(cands, radius * u.arcsec)
-        order = np.lexsort((i_obj, sep.arcsec, i_cand))
-        i_cand, i_obj, sep = i_cand[order], i_obj[order], sep.arcsec[order]
-        return Pairs(i_cand.astype(np.int64), sep, self.ids[i_obj], self.otypes[i_obj],
-                     self.ra[i_obj], self.dec[i_obj],
-                     {k: v[i_obj] for k, v in self.extra.items()}, radius)
 
 
 # ---------------------------------------------------------------- a catalogue behind TAP

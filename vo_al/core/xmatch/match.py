@@ -6,12 +6,16 @@ same method) answers `pairs(ra, dec, radius)`: every (candidate, object) pair cl
 every route, so all routes give the same numbers for the same objects: `crossmatch` (and
 `nearest`) the nearest object per candidate, its separation, id and type and the count within
 the radius (`MatchResult`); `radius_scan` the match counts per radius from one request at the
-largest radius.
+largest radius. A catalogue that can say more cheaply may also answer
+`nearest_pairs(ra, dec, radius)` (the nearest pair per candidate and the counts) and
+`counts_within(ra, dec, radii)` (counts per radius); `LocalCatalogue` does, since building the
+id, type and position columns of every pair costs more than the match itself, and its answers
+equal what these functions make of its `pairs`.
 
 Radii are in arcsec and must lie in [5, 300] (the range the paper tried): `check_radius`
 raises a ParameterError naming the value otherwise. `check_positions` does the same for
-candidate or catalogue positions, and `sky_coords` makes the astropy SkyCoord the k-d tree
-matches are run on.
+candidate or catalogue positions, and `sky_coords` makes an astropy SkyCoord of positions (what
+`groups` matches with search_around_sky).
 """
 
 from __future__ import annotations
@@ -122,9 +126,17 @@ class MatchResult:
         return cols
 
 
-def nearest(pairs: Pairs, n: int, catalogue: str = "") -> MatchResult:
-    """The nearest object per candidate (pairs sorted by candidate then separation)."""
-    counts = np.bincount(pairs.cand, minlength=n).astype(np.int64) if n else np.zeros(0, int)
+def nearest(pairs: Pairs, n: int, catalogue: str = "", counts=None) -> MatchResult:
+    """The nearest object per candidate (pairs sorted by candidate then separation).
+
+    counts: the objects within the radius per candidate, when `pairs` holds only each
+    candidate's nearest pair (a catalogue's `nearest_pairs`); counted from the pairs otherwise.
+    """
+    if counts is not None:
+        counts = np.asarray(counts, dtype=np.int64)
+    else:
+        counts = np.bincount(pairs.cand, minlength=n).astype(np.int64) if n else \
+            np.zeros(0, np.int64)
     first = np.flatnonzero(np.r_[True, pairs.cand[1:] != pairs.cand[:-1]]) if pairs.cand.size \
         else np.empty(0, int)
     rows = pairs.cand[first]
@@ -146,8 +158,12 @@ def nearest(pairs: Pairs, n: int, catalogue: str = "") -> MatchResult:
 def crossmatch(catalogue, ra, dec, radius: float = DEFAULT_SIMBAD_RADIUS) -> MatchResult:
     """Nearest object, its separation (arcsec), id and type, and the count within `radius`."""
     ra, dec = check_positions(ra, dec)
-    pairs = catalogue.pairs(ra, dec, check_radius(radius))
-    return nearest(pairs, ra.size, getattr(catalogue, "name", ""))
+    radius = check_radius(radius)
+    name = getattr(catalogue, "name", "")
+    if hasattr(catalogue, "nearest_pairs"):
+        pairs, counts = catalogue.nearest_pairs(ra, dec, radius)
+        return nearest(pairs, ra.size, name, counts)
+    return nearest(catalogue.pairs(ra, dec, radius), ra.size, name)
 
 
 def radius_scan(catalogue, ra, dec, radii=SCAN_RADII):
@@ -163,13 +179,14 @@ def radius_scan(catalogue, ra, dec, radii=SCAN_RADII):
     if not radii:
         raise ParameterError("radii", radii, "at least one radius")
     ra, dec = check_positions(ra, dec)
-    pairs = catalogue.pairs(ra, dec, radii[-1])
+    if hasattr(catalogue, "counts_within"):
+        per_radius = catalogue.counts_within(ra, dec, radii)
+    else:
+        pairs = catalogue.pairs(ra, dec, radii[-1])
+        per_radius = [np.bincount(pairs.within(r).cand, minlength=ra.size) for r in radii]
     n = max(ra.size, 1)
-    rows = []
-    for r in radii:
-        p = pairs.within(r)
-        counts = np.bincount(p.cand, minlength=ra.size)
-        rows.append((r, int((counts > 0).sum()), int(p.cand.size), int((counts > 1).sum())))
+    rows = [(r, int((counts > 0).sum()), int(counts.sum()), int((counts > 1).sum()))
+            for r, counts in zip(radii, per_radius)]
     t = Table(rows=rows, names=("radius", "n_matched", "n_pairs", "n_multiple"))
     t["fraction_matched"] = t["n_matched"] / n
     t["mean_objects"] = t["n_pairs"] / n
