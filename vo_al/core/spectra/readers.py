@@ -195,8 +195,14 @@ def _layout(headers: list) -> str:
         raise NotSpectrum(f"HDU 1 is a {kind or 'headerless'} extension, not a binary table "
                           "spectrum")
     names = {name.lower() for name in _column_names(ext)}
-    if all(column in names for column in _LAMOST_TABLE_COLUMNS):
+    missing = [c.upper() for c in _LAMOST_TABLE_COLUMNS if c not in names]
+    if not missing:
         return LAMOST_TABLE
+    if _is_lamost(headers[0]):
+        # a LAMOST file whose table lost a column (a damaged TTYPEn): the file contradicts
+        # itself, not an SDM table to read by other rules
+        raise NotSpectrum(f"a LAMOST file (EXTEN0/ROW1/COEFF0/TELESCOP) whose binary table "
+                          f"lacks column(s) {', '.join(missing)}")
     # any other table: an SDM spectrum (sdm.py finds its columns by utype, UCD or name)
     return SDM_FITS
 
@@ -388,12 +394,10 @@ def _lamost_image_spectrum(header: RawHeader, data, path: Path) -> Spectrum:
 
 def _lamost_table_spectrum(raw: bytes, primary: RawHeader, extension: RawHeader,
                            path: Path) -> Spectrum:
-    # columns by the names of the TTYPEn cards (split_hdus checked them), the first one wins
+    # columns by the names of the TTYPEn cards (split_hdus checked them), the first one wins;
+    # _layout chose this layout because FLUX, IVAR and WAVELENGTH are all there
     names = [name.lower() for name in _column_names(extension)]
     by_lower = {name: i for i, name in reversed(list(enumerate(names))) if name}
-    missing = [c.upper() for c in ("flux", "ivar", "wavelength") if c not in by_lower]
-    if missing:
-        raise NotSpectrum(f"binary table lacks column(s) {', '.join(missing)}")
     with _astropy(raw) as hdul:
         rows = hdul[1].data
         if rows is None or len(rows) != 1:
