@@ -284,6 +284,15 @@ def _ccd700_imported() -> dict | None:
         return None
 
 
+def stilts(*args: str, timeout: float = 120) -> str:
+    exe = shutil.which("stilts")
+    if exe is None:
+        pytest.skip("STILTS is not installed (scripts/dachs.sh install installs it)")
+    proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"stilts {' '.join(args)} failed:\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
 def _ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:

@@ -14,13 +14,9 @@ from __future__ import annotations
 import csv
 import datetime
 import io
-import json
 import re
-import shutil
-import subprocess
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +26,7 @@ from astropy.io import fits
 from astropy.io.votable import parse as parse_votable
 from astropy.time import Time
 
-from dachs_server import IMPORT_N, IMPORT_SEED, Ccd700Archive, _ccd700_imported, _port, _run  # noqa: F401
+from dachs_server import Ccd700Archive, _ccd700_imported, _port, stilts
 
 SDM_VOTABLE = "application/x-votable+xml"
 SPECTRAL_UTYPE = "spec:spectrum.data.spectralaxis.value"
@@ -40,28 +36,11 @@ LABELS = {0: "single peak", 1: "absorption", 3: "double peak"}   # the Ondřejov
 
 # ---------------------------------------------------------------- independent clients
 
-def _ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def http_get(url: str, timeout: float = 30) -> tuple[bytes, str]:
     """Body and content type of a GET (urllib follows redirects)."""
     with urllib.request.urlopen(url, timeout=timeout) as response:
         assert response.status == 200, url
         return response.read(), response.headers.get("Content-Type", "")
-
-
-def stilts(*args: str, timeout: float = 120) -> str:
-    exe = shutil.which("stilts")
-    if exe is None:
-        pytest.skip("STILTS is not installed (scripts/dachs.sh install installs it)")
-    proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"stilts {' '.join(args)} failed:\n{proc.stderr[-3000:]}"
-    return proc.stdout
 
 
 def ssap_rows(archive: Ccd700Archive, **params) -> list[dict]:

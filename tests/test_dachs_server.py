@@ -9,13 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import shutil
-import subprocess
 import urllib.parse
 import urllib.request
 from collections import Counter
 
 import pytest
+
+from dachs_server import stilts
 
 pyvo = pytest.importorskip("pyvo")
 
@@ -40,13 +40,6 @@ SPECTRA_COLUMNS = {
 
 # ---------------------------------------------------------------- independent clients
 
-def stilts(*args: str, timeout: float = 120) -> str:
-    exe = shutil.which("stilts")
-    if exe is None:
-        pytest.skip("STILTS is not installed (scripts/dachs.sh install installs it)")
-    proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"stilts {' '.join(args)} failed:\n{proc.stderr[-3000:]}"
-    return proc.stdout
 
 
 def stilts_tap(dachs, adql: str) -> list[dict]:

@@ -21,12 +21,10 @@ from astropy.io import fits
 from astropy.io.votable.tree import Field, Param, Resource, TableElement, VOTableFile
 
 from vo_al.core.base.errors import SpectrumReadError
-from vo_al.core.demo.instruments import ccd700_air_axis
 from vo_al.core.demo.observations import make_ccd700_spectrum
 from vo_al.core.spectra.preprocess import air_to_vacuum, preprocess_spectrum
 from vo_al.core.spectra.readers import check_spectrum_head, read_spectrum
 
-REPO = Path(__file__).resolve().parents[1]
 # astropy's VOTable writer warns that 'Angstrom' is deprecated VOUnit: what servers write
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.units.UnitsWarning")
 

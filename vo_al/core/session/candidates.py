@@ -105,7 +105,7 @@ def session_candidates(session, proba: np.ndarray | None = None,
     source = None
     if proba is None:
         source = session.latest_scores_source()
-        proba, scores = session.latest_scores()
+        proba, scores = session.scores_of(source), source["scores"]
     oracle = session.store.oracle_labels()
     reviewed = session.store.reviewed_labels()
     provenance = {"project": str(project.folder), "iteration": int(session.iteration),

@@ -441,8 +441,12 @@ class ActiveLearningSession:
         else the latest iteration's ('iteration N'); checked to cover the pool (ProjectError
         saying what to run again when they do not)."""
         source = self.latest_scores_source()
+        return self.scores_of(source), source["scores"]
+
+    def scores_of(self, source: dict) -> np.ndarray:
+        """The probabilities a `latest_scores_source` names, checked to cover the pool."""
         again = FINISH_AGAIN if source["scores"] == "final" else SCORE_AGAIN
-        return self._pool_scores(source["scores_file"], again), source["scores"]
+        return self._pool_scores(source["scores_file"], again)
 
     def latest_scores_source(self) -> dict:
         """Where the latest scores come from: {'scores': 'final' | 'iteration N', 'scores_file',

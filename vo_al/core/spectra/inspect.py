@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vo_al.core.base.errors import SpectrumReadError
-from vo_al.core.base.limits import DEFAULT_LIMITS, LimitSettings
+from vo_al.core.base.limits import LimitSettings
 from vo_al.core.spectra.preprocess import preprocess_spectra, window_grid
 from vo_al.core.spectra.readers import read_spectrum
 from vo_al.core.spectra.settings import PreprocessSettings
@@ -55,7 +55,7 @@ def prepare_files(paths, settings: PreprocessSettings | None = None,
     out: list[PreparedFile] = []
     for path in paths:
         try:
-            spectrum = read_spectrum(path, limits or DEFAULT_LIMITS, medium, medium_origin)
+            spectrum = read_spectrum(path, limits, medium, medium_origin)
         except SpectrumReadError as exc:
             out.append(PreparedFile(str(path), blank.copy(), exc.reason))
             continue

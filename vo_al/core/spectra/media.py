@@ -19,6 +19,7 @@ import re
 
 import numpy as np
 
+from vo_al.core.base.errors import ParameterError
 from vo_al.core.spectra.fits_header import NotSpectrum
 from vo_al.core.spectra.preprocess import air_to_vacuum
 from vo_al.core.spectra.record import MEDIA
@@ -32,8 +33,6 @@ Statement = tuple[str, str]          # (medium, where the file says so)
 
 def parse_medium(value, what: str = "medium") -> str | None:
     """A user's medium setting: 'air', 'vacuum' (also 'vac'), or ''/None for 'not given'."""
-    from vo_al.core.base.errors import ParameterError
-
     if value is None:
         return None
     text = str(value).strip().lower()

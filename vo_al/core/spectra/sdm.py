@@ -142,25 +142,32 @@ def spectrum_from_sdm(table: SdmTable, reader: str, name: str, source: str,
 def read_sdm_fits(raw: bytes, name: str, source: str, medium: str | None = None,
                   medium_origin: str = "the medium setting") -> Spectrum:
     """An SDM FITS binary table (the first extension with a spectral and a flux column)."""
-    from astropy.io import fits
-
-    tables, seen = [], []
-    with fits.open(io.BytesIO(raw), memmap=False) as hdul:
-        primary = hdul[0].header
-        for hdu in hdul[1:]:
-            if not isinstance(hdu, fits.BinTableHDU):
-                continue
-            table = _fits_table(hdu, primary)
-            seen.append(", ".join(c.name for c in table.columns) or "none")
-            tables.append(table)
+    tables = _fits_tables(raw)
     if not tables:
         raise NotSpectrum("no binary table extension: not an SDM spectrum")
-    return _first_spectrum(tables, seen, SDM_FITS, name, source, medium, medium_origin)
+    return _first_spectrum(tables, SDM_FITS, name, source, medium, medium_origin)
 
 
 def read_sdm_votable(raw: bytes, name: str, source: str, medium: str | None = None,
                      medium_origin: str = "the medium setting") -> Spectrum:
     """An SDM VOTable (any serialisation); the first table with a spectral and a flux column."""
+    tables = _votable_tables(raw)
+    if not tables:
+        raise NotSpectrum("a VOTable without a table: not a spectrum")
+    return _first_spectrum(tables, SDM_VOTABLE, name, source, medium, medium_origin)
+
+
+def _fits_tables(raw: bytes) -> list[SdmTable]:
+    """Every binary table extension of FITS bytes, as SdmTables."""
+    from astropy.io import fits
+
+    with fits.open(io.BytesIO(raw), memmap=False) as hdul:
+        return [_fits_table(hdu, hdul[0].header) for hdu in hdul[1:]
+                if isinstance(hdu, fits.BinTableHDU)]
+
+
+def _votable_tables(raw: bytes) -> list[SdmTable]:
+    """Every table of VOTable bytes, as SdmTables with the document's and resource's PARAMs."""
     from astropy.io.votable import parse
     from astropy.io.votable.exceptions import VOWarning
     from astropy.units import UnitsWarning
@@ -174,22 +181,13 @@ def read_sdm_votable(raw: bytes, name: str, source: str, medium: str | None = No
         except Exception as exc:           # noqa: BLE001 - expat or astropy on a broken document
             raise NotSpectrum(f"not a readable VOTable ({type(exc).__name__}: {exc})") from None
     top = _params(document.params)
-    tables, seen = [], []
-    for resource in document.iter_resources() if hasattr(document, "iter_resources") \
-            else document.resources:
-        outer = {**top, **_params(resource.params)}
-        for table in resource.tables:
-            sdm = _votable_table(table, outer)
-            seen.append(", ".join(c.name for c in sdm.columns) or "none")
-            tables.append(sdm)
-    if not tables:
-        raise NotSpectrum("a VOTable without a table: not a spectrum")
-    return _first_spectrum(tables, seen, SDM_VOTABLE, name, source, medium, medium_origin)
+    return [_votable_table(table, {**top, **_params(resource.params)})
+            for resource in document.resources for table in resource.tables]
 
 
 # ---------------------------------------------------------------- serialisations
 
-def _first_spectrum(tables, seen, reader, name, source, medium, medium_origin) -> Spectrum:
+def _first_spectrum(tables, reader, name, source, medium, medium_origin) -> Spectrum:
     reasons = []
     for table in tables:
         try:
@@ -200,7 +198,8 @@ def _first_spectrum(tables, seen, reader, name, source, medium, medium_origin) -
         return spectrum_from_sdm(table, reader, name, source, medium, medium_origin)
     if len(tables) == 1:
         raise reasons[0]
-    shown = "; ".join(f"table {i + 1}: {cols}" for i, cols in enumerate(seen))
+    shown = "; ".join(f"table {i + 1}: {', '.join(c.name for c in t.columns) or 'none'}"
+                      for i, t in enumerate(tables))
     raise NotSpectrum(f"no recognisable spectral and flux columns (by SDM utype, UCD em.wl/"
                       f"em.freq/phot.flux*, or name) in {shown}")
 
@@ -399,9 +398,13 @@ def _to_angstrom(column: Column, table: SdmTable) -> np.ndarray:
     return np.asarray(angstrom, dtype=np.float64)
 
 
-def _ivar(table: SdmTable, flux: Column, flux_values: np.ndarray) -> np.ndarray | None:
-    error = _by_utype(table, _ERROR_UTYPES) or _by_ucd(table, _error_ucd) or \
+def _error_column(table: SdmTable) -> Column | None:
+    return _by_utype(table, _ERROR_UTYPES) or _by_ucd(table, _error_ucd) or \
         _by_name(table, _ERROR_NAMES)
+
+
+def _ivar(table: SdmTable, flux: Column, flux_values: np.ndarray) -> np.ndarray | None:
+    error = _error_column(table)
     if error is not None and error.values.shape == flux.values.shape and \
             _numeric(error.values):
         sigma = _float_values(error, "error")
@@ -508,23 +511,9 @@ def sdm_axes(raw: bytes) -> SdmAxes | None:
     are no SDM table (a native LAMOST/CCD700 image, not a spectrum at all)."""
     try:
         if raw.startswith(b"SIMPLE  ="):
-            from astropy.io import fits
-
-            with fits.open(io.BytesIO(raw), memmap=False) as hdul:
-                tables = [_fits_table(h, hdul[0].header) for h in hdul[1:]
-                          if isinstance(h, fits.BinTableHDU)]
-            mime = "application/fits"
+            tables, mime = _fits_tables(raw), "application/fits"
         else:
-            from astropy.io.votable import parse
-            from astropy.io.votable.exceptions import VOWarning
-            from astropy.units import UnitsWarning
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", VOWarning)
-                warnings.simplefilter("ignore", UnitsWarning)
-                document = parse(io.BytesIO(raw), verify="ignore")
-            tables = [_votable_table(t, {}) for r in document.resources for t in r.tables]
-            mime = "application/x-votable+xml"
+            tables, mime = _votable_tables(raw), "application/x-votable+xml"
     except Exception:                      # noqa: BLE001 - whatever it is, it is no SDM table
         return None
     for table in tables:
@@ -532,8 +521,7 @@ def sdm_axes(raw: bytes) -> SdmAxes | None:
             spectral, flux = _find_axes(table)
         except NotSpectrum:
             continue
-        error = _by_utype(table, _ERROR_UTYPES) or _by_ucd(table, _error_ucd) or \
-            _by_name(table, _ERROR_NAMES)
+        error = _error_column(table)
         return SdmAxes(mime, spectral.name, flux.name, error.name if error else None,
                        _unit_text(table, spectral), flux.unit)
     return None

@@ -24,6 +24,8 @@ import warnings
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+import numpy as np
+
 from vo_al.core.base.errors import ParameterError, VOFormatError, VOServiceError
 from vo_al.core.base.xml_prolog import XML_PROLOG_BYTES, xml_declares_entities
 
@@ -214,10 +216,6 @@ def _text(value) -> str:
         return ""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    try:
-        import numpy as np
-        if np.ma.is_masked(value):
-            return ""
-    except ImportError:                                    # pragma: no cover - numpy is a dep
-        pass
+    if np.ma.is_masked(value):
+        return ""
     return str(value).strip()
