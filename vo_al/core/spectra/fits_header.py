@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Iterable
 
+import numpy as np
+
 from vo_al.core.base.errors import SpectrumReadError
 from vo_al.core.base.limits import DEFAULT_LIMITS, MB
 from vo_al.core.spectra.fits_cards import CARD_LENGTH, FITS_BLOCK
@@ -176,6 +178,27 @@ class Unparsable:
 
     def __str__(self) -> str:
         return self.text
+
+
+def finite_number(value) -> float:
+    """A metadata value (a card's, a PARAM's, a table cell's) as a finite float, NaN where it is
+    none: absent, a logical, not a number, NaN or infinite. One rule for every reader's meta."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return float("nan")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return number if math.isfinite(number) else float("nan")
+
+
+def checked_sky(value: float, key: str, is_ra: bool) -> float:
+    """RA/DEC in degrees, NaN where unknown; NotSpectrum naming `key` where outside the sphere."""
+    low, high, what = (0.0, 360.0, "right ascension") if is_ra else \
+        (-90.0, 90.0, "declination")
+    if math.isfinite(value) and not low <= value <= high:
+        raise NotSpectrum(f"{key} = {value!r} is not a {what} in degrees ({low:g} to {high:g})")
+    return value
 
 
 def parse_value(field: str):

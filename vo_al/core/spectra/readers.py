@@ -49,7 +49,8 @@ from vo_al.core.base.limits import DEFAULT_LIMITS, LimitSettings
 from vo_al.core.base.sky import sexagesimal_degrees
 from vo_al.core.base.xml_prolog import XML_PROLOG_BYTES, xml_declares_entities
 from vo_al.core.spectra.fits_header import (BITPIX_DTYPES, FITS_MAGIC, GZIP_MAGIC, Hdu, NotSpectrum,
-                                            RawHeader, Unparsable, fits_bytes, parse_value,
+                                            RawHeader, Unparsable, checked_sky, fits_bytes,
+                                            parse_value,
                                             read_file_bounded, split_hdus)
 from vo_al.core.spectra.media import AIR, VACUUM, medium_in_keywords, settle_medium, to_vacuum
 from vo_al.core.spectra.record import Spectrum, SpectrumMeta
@@ -522,12 +523,7 @@ def _meta_number(header, key) -> float:
 
 
 def _sky(value: float, key: str) -> float:
-    """RA/DEC in degrees, NaN where unknown; NotSpectrum where outside the sphere."""
-    low, high, what = (0.0, 360.0, "right ascension") if key == "RA" else \
-        (-90.0, 90.0, "declination")
-    if np.isfinite(value) and not low <= value <= high:
-        raise NotSpectrum(f"{key} = {value!r} is not a {what} in degrees ({low:g} to {high:g})")
-    return value
+    return checked_sky(value, key, is_ra=key == "RA")
 
 
 def _lamost_meta(header, path: Path) -> SpectrumMeta:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vo_al.core.base.sky import sexagesimal_degrees
-from vo_al.core.spectra.fits_header import NotSpectrum
+from vo_al.core.spectra.fits_header import NotSpectrum, finite_number
 from vo_al.core.spectra.media import (medium_in_keywords, medium_in_text, medium_in_ucd,
                                       settle_medium, to_vacuum)
 from vo_al.core.spectra.record import Spectrum, SpectrumMeta
@@ -423,14 +423,6 @@ def _is_nan(value) -> bool:
     return isinstance(value, float) and value != value
 
 
-def _number(value) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-    return number if np.isfinite(number) else float("nan")
-
-
 def _position(table: SdmTable) -> tuple[float, float]:
     """(ra, dec) in degrees from the SDM location, the target position, or RA/DEC keywords
     (degrees, or sexagesimal hours and degrees as the Ondřejov headers write them)."""
@@ -441,7 +433,7 @@ def _position(table: SdmTable) -> tuple[float, float]:
         if isinstance(value, str):
             match = _RA_DEC_PAIR.match(value)
             if match:
-                return _number(match.group(1)), _number(match.group(2))
+                return finite_number(match.group(1)), finite_number(match.group(2))
             continue
         values = np.ma.filled(np.ma.asarray(value, dtype=float), np.nan).ravel()
         if values.size == 2 and np.all(np.isfinite(values)):
@@ -456,7 +448,7 @@ def _angle(value, hours: bool) -> float:
         return float("nan")
     if isinstance(value, str) and re.search(r"[:\s]", value.strip()):
         return sexagesimal_degrees(value, hours)
-    return _number(value)
+    return finite_number(value)
 
 
 def _meta(table: SdmTable, name: str, source: str) -> SpectrumMeta:
@@ -472,8 +464,8 @@ def _meta(table: SdmTable, name: str, source: str) -> SpectrumMeta:
         obsid=str(table.param("curation.publisherdid", "dataid.creatordid", "ssa_pubdid")
                   or "").strip(),
         cls=str(table.param("target.class") or "").strip(),
-        z=_number(table.param("target.redshift")),
-        snr=_number(table.param("derived.snr")),
+        z=finite_number(table.param("target.redshift")),
+        snr=finite_number(table.param("derived.snr")),
         source=source,
     )
 

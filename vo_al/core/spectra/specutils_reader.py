@@ -52,8 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vo_al.core.base.errors import SpectrumReadError
-from vo_al.core.spectra.fits_header import NotSpectrum
+from vo_al.core.base.errors import SpectrumReadError, reason_text
+from vo_al.core.spectra.fits_header import NotSpectrum, checked_sky, finite_number
 from vo_al.core.spectra.media import VACUUM, medium_in_keywords, settle_medium, to_vacuum
 from vo_al.core.spectra.readers import spectrum_name
 from vo_al.core.spectra.record import Spectrum, SpectrumMeta
@@ -92,7 +92,6 @@ DESI_FORMATS = ("DESI coadd", "DESI spectra")
 # DESI's arms are cut from one grid (3600 + 0.8 i Å); its values agree to ~1e-9 Å between
 # arms, so pixels are matched after rounding to a µÅ
 _GRID_DECIMALS = 6
-_MESSAGE_CHARS = 300
 # header keywords of a target's position, most specific first (SDSS: PLUG_RA/PLUG_DEC are the
 # fibre's position, RA/DEC the plate centre's; HST RA_TARG, JWST TARG_RA)
 _RA_KEYS = ("PLUG_RA", "TARG_RA", "RA_TARG", "RA_OBJ", "RA")
@@ -281,9 +280,7 @@ def _load(path: Path, formats: list[str], list_class):
 def _short(exc: BaseException) -> str:
     """One line of an exception (astropy's registry errors append a table of every format)."""
     text = str(exc).strip().splitlines()
-    line = text[0] if text else ""
-    if len(line) > _MESSAGE_CHARS:
-        line = line[:_MESSAGE_CHARS - 3] + "..."
+    line = reason_text(text[0]) if text else ""         # the whole first line, never cut
     return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
@@ -489,14 +486,14 @@ def _meta(listing, fmt: str, header, primary, row: int | None, name: str,
                     return value
         return "" if kind is _text else float("nan")
 
-    ra = _checked_sky(first(_RA_KEYS, _number), "RA", is_ra=True)
-    dec = _checked_sky(first(_DEC_KEYS, _number), "DEC", is_ra=False)
+    ra = checked_sky(first(_RA_KEYS, finite_number), "RA", is_ra=True)
+    dec = checked_sky(first(_DEC_KEYS, finite_number), "DEC", is_ra=False)
     return SpectrumMeta(
         name=name,
         designation=first(("DESIG", "OBJNAME", "OBJECT", "TARGNAME"), _text),
         ra=ra, dec=dec,
         obsid=first(("OBSID", "SPECOBJID"), _text),
-        z=first(("Z", "REDSHIFT"), _number),
+        z=first(("Z", "REDSHIFT"), finite_number),
         source=source,
     )
 
@@ -516,28 +513,18 @@ def _desi_meta(meta: dict, row: int, name: str, source: str) -> SpectrumMeta:
     snr = float("nan")
     if scores is not None and cell(scores, "TARGETID") == targetid:
         for column in ("MEDIAN_COADD_SNR_R", "MEDIAN_CALIB_SNR_R"):
-            value = _number(cell(scores, column))
+            value = finite_number(cell(scores, column))
             if np.isfinite(value):
                 snr = value
                 break
     return SpectrumMeta(
         name=name,
-        ra=_checked_sky(_number(cell(fibermap, "TARGET_RA")), "TARGET_RA", is_ra=True),
-        dec=_checked_sky(_number(cell(fibermap, "TARGET_DEC")), "TARGET_DEC", is_ra=False),
+        ra=checked_sky(finite_number(cell(fibermap, "TARGET_RA")), "TARGET_RA", is_ra=True),
+        dec=checked_sky(finite_number(cell(fibermap, "TARGET_DEC")), "TARGET_DEC", is_ra=False),
         obsid="" if targetid is None else str(int(targetid)),
         snr=snr,
         source=source,
     )
-
-
-def _number(value) -> float:
-    if value is None or isinstance(value, (bool, np.bool_)):
-        return float("nan")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-    return number if np.isfinite(number) else float("nan")
 
 
 def _text(value) -> str:
@@ -546,10 +533,3 @@ def _text(value) -> str:
     return str(value).strip()
 
 
-def _checked_sky(value: float, key: str, is_ra: bool) -> float:
-    """RA/DEC in degrees, NaN where unknown; NotSpectrum where outside the sphere."""
-    low, high, what = (0.0, 360.0, "right ascension") if is_ra else \
-        (-90.0, 90.0, "declination")
-    if np.isfinite(value) and not low <= value <= high:
-        raise NotSpectrum(f"{key} = {value!r} is not a {what} in degrees ({low:g} to {high:g})")
-    return value
