@@ -91,7 +91,24 @@ def test_simulation_with_baseline_plot_and_final_candidates(tmp_path):
     candidates = list(csv.DictReader(open(tmp_path / "project" / "candidates.csv")))
     oracle = [c for c in candidates if c["origin"] == "oracle"]
     assert len(oracle) == final["oracle_targets"]
-    assert len(candidates) == final["target_predicted"] + final["oracle_targets"]
+    # the model's targets and the oracle's, less the predicted ones a person rejected in a
+    # precision sample, plus the precision-sample targets it had not predicted (candidates.py)
+    from vo_al.core.session.project import Project
+
+    project = Project.open(tmp_path / "project")
+    try:
+        oracle_labels = project.store.oracle_labels()
+        reviewed = {i: v for i, v in project.store.reviewed_labels().items()
+                    if i not in oracle_labels}
+        predicted_classes = np.load(tmp_path / "project" / "scores" / "final.npy").argmax(1)
+    finally:
+        project.close()
+    rejected = sum(1 for i, v in reviewed.items() if v == 0 and predicted_classes[i] > 0)
+    added = sum(1 for i, v in reviewed.items() if v > 0 and predicted_classes[i] == 0)
+    assert len(candidates) == (final["target_predicted"] + final["oracle_targets"]
+                               - rejected + added)
+    assert sum(1 for c in candidates if c["origin"] == "precision") == \
+        sum(1 for v in reviewed.values() if v > 0)
     assert "| iteration |" in report_markdown(report)
 
     # running again on the finished folder resumes to "done" at once instead of spinning
