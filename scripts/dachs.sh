@@ -45,6 +45,20 @@ T0=$(date +%s)
 log() { [ "${VO_AL_DACHS_QUIET:-0}" = 1 ] || echo "[dachs.sh $(date +%T) +$(( $(date +%s) - T0 ))s] $*" >&2; }
 die() { echo "dachs.sh: ERROR: $*" >&2; exit 1; }
 
+# replace_data DIR NEW TAG: NEW (generated files + truth.csv) becomes DIR/data and DIR/truth.csv
+# for DaCHS to read; the previous data go to $GAVO/tmp and are deleted in the background
+replace_data() {
+    local dir=$1 new=$2 tag=$3
+    log "replace $dir/data"
+    rm -f "$dir/imported.json"
+    mv "$new/truth.csv" "$dir/truth.csv"
+    if [ -d "$dir/data" ]; then mv "$dir/data" "$GAVO/tmp/vo-al-old-$tag.$$"; fi
+    mv "$new" "$dir/data"
+    rm -rf "$GAVO"/tmp/vo-al-old-"$tag".* &     # old files go in the background
+    chown -R dachsroot:gavo "$dir/data" "$dir/truth.csv"
+    chmod -R a+rX "$dir/data" "$dir/truth.csv"
+}
+
 need_root() {
     [ "$(id -u)" = 0 ] || die "must run as root (it installs packages and runs PostgreSQL/DaCHS)"
 }
@@ -286,16 +300,8 @@ from vo_al.core.demo import make_pool
 # DaCHS's fitsProdGrammar reads primary-HDU image files only: no .gz, no table layout
 make_pool(sys.argv[1], int(sys.argv[2]), seed=int(sys.argv[3]), gz_fraction=0.0, table_fraction=0.0)
 PY
-    log "replace $INPUTS/data"
-    local trash="$GAVO/tmp/vo-al-old-data.$$"
-    rm -f "$INPUTS/imported.json"
-    mv "$new/truth.csv" "$INPUTS/truth.csv"
-    [ -d "$INPUTS/data" ] && mv "$INPUTS/data" "$trash"
-    mv "$new" "$INPUTS/data"
-    rm -rf "$GAVO"/tmp/vo-al-old-data.* &     # old files go in the background
+    replace_data "$INPUTS" "$new" data
     install_rd
-    chown -R dachsroot:gavo "$INPUTS/data" "$INPUTS/truth.csv"
-    chmod -R a+rX "$INPUTS/data" "$INPUTS/truth.csv"
     if [ ! -f "$GAVO/state/vo-al-obscore-imported" ]; then
         log "dachs imp //obscore (once)"
         (cd "$INPUTS" && dachs imp //obscore >/tmp/vo-al-dachs-imp.log 2>&1) \
@@ -400,16 +406,8 @@ cmd_import_ccd700() {
     log "generate $n synthetic CCD700 spectra (seed $seed, names: $names)"
     "$py" "$REPO/resources/dachs/make_ccd700_archive.py" "$new" "$n" "$seed" \
         --authority "$AUTHORITY" "${args[@]}" || die "generating the CCD700 spectra failed"
-    log "replace $CCD700/data"
-    local trash="$GAVO/tmp/vo-al-old-ccd700.$$"
-    rm -f "$CCD700/imported.json"
-    mv "$new/truth.csv" "$CCD700/truth.csv"
-    [ -d "$CCD700/data" ] && mv "$CCD700/data" "$trash"
-    mv "$new" "$CCD700/data"
-    rm -rf "$GAVO"/tmp/vo-al-old-ccd700.* &     # old files go in the background
+    replace_data "$CCD700" "$new" ccd700
     install_ccd700_rd
-    chown -R dachsroot:gavo "$CCD700/data" "$CCD700/truth.csv"
-    chmod -R a+rX "$CCD700/data" "$CCD700/truth.csv"
     dachs_imp_in "$CCD700" "$n CCD700 files"
     local rows
     rows=$(su -s /bin/sh postgres -c "psql -d gavo -tAc 'SELECT count(*) FROM ccd700.data'")
