@@ -32,7 +32,15 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
     spec="."
     [ -n "$extras" ] && spec=".[$extras]"
-    .venv/bin/python -m pip install -q -e "$spec" 2>&1 | grep -v "^WARNING: Location" || true
-    .venv/bin/python -c "import vo_al.core.session, keras" >/dev/null
+    # pip's and the backend's chatter (setuptools' editable-install banner, TensorFlow's
+    # start-up lines) is shown only when something fails
+    log=$(mktemp)
+    if ! .venv/bin/python -m pip install -q -e "$spec" >"$log" 2>&1; then
+        grep -v "^WARNING: Location" "$log" >&2; rm -f "$log"; exit 1
+    fi
+    if ! .venv/bin/python -c "import vo_al.core.session, keras" >"$log" 2>&1; then
+        cat "$log" >&2; rm -f "$log"; exit 1
+    fi
+    rm -f "$log"
     touch "$stamp"
 fi
