@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import io
 import re
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from vo_al.core.base.parsing import library_parse
 from vo_al.core.base.sky import sexagesimal_degrees
 from vo_al.core.spectra.fits_header import NotSpectrum, finite_number
 from vo_al.core.spectra.media import (medium_in_keywords, medium_in_text, medium_in_ucd,
@@ -161,7 +161,8 @@ def _fits_tables(raw: bytes) -> list[SdmTable]:
     """Every binary table extension of FITS bytes, as SdmTables."""
     from astropy.io import fits
 
-    with fits.open(io.BytesIO(raw), memmap=False) as hdul:
+    with library_parse(fits.verify.VerifyWarning), \
+            fits.open(io.BytesIO(raw), memmap=False) as hdul:
         return [_fits_table(hdu, hdul[0].header) for hdu in hdul[1:]
                 if isinstance(hdu, fits.BinTableHDU)]
 
@@ -172,10 +173,8 @@ def _votable_tables(raw: bytes) -> list[SdmTable]:
     from astropy.io.votable.exceptions import VOWarning
     from astropy.units import UnitsWarning
 
-    with warnings.catch_warnings():
-        # VOUnit's complaints about 'Angstrom' and 'erg' (what DaCHS writes) are not ours
-        warnings.simplefilter("ignore", VOWarning)
-        warnings.simplefilter("ignore", UnitsWarning)
+    # VOUnit's complaints about 'Angstrom' and 'erg' (what DaCHS writes) are not ours
+    with library_parse(VOWarning, UnitsWarning):
         try:
             document = parse(io.BytesIO(raw), verify="ignore")
         except Exception as exc:           # noqa: BLE001 - expat or astropy on a broken document
@@ -289,8 +288,7 @@ def _unit_string(unit) -> str:
         return ""
     from astropy.units import UnitsWarning
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnitsWarning)    # 'Angstrom' is deprecated VOUnit
+    with library_parse(UnitsWarning):                   # 'Angstrom' is deprecated VOUnit
         try:
             return unit.to_string(format="vounit")
         except (AttributeError, ValueError):
@@ -381,8 +379,7 @@ def _to_angstrom(column: Column, table: SdmTable) -> np.ndarray:
         raise NotSpectrum(f"the spectral column {column.name!r} has no unit and its values "
                           f"({values.min():.4g}-{values.max():.4g}) are not Angstrom")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", u.UnitsWarning)
+        with library_parse(u.UnitsWarning):
             unit = u.Unit(text, parse_strict="raise")
     except ValueError:
         try:

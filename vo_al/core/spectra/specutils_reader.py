@@ -46,13 +46,13 @@ from __future__ import annotations
 
 import os
 import stat
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vo_al.core.base.errors import SpectrumReadError, reason_text
+from vo_al.core.base.parsing import library_parse
 from vo_al.core.spectra.fits_header import NotSpectrum, checked_sky, finite_number
 from vo_al.core.spectra.media import VACUUM, medium_in_keywords, settle_medium, to_vacuum
 from vo_al.core.spectra.readers import spectrum_name
@@ -156,10 +156,9 @@ def _read(path, medium, medium_origin, max_bytes, single: bool) -> tuple[list, s
         raise NotSpectrum(f"file of {size} bytes, more than {max_bytes} bytes (the project "
                           "setting max_spectrum_mb)")
     spectrum_list = _spectrum_list_class()
-    with warnings.catch_warnings():
-        # loaders warn about every non-standard card or unit; the result or the error says
-        # what matters, and an ingest of a million files must not print a million warnings
-        warnings.simplefilter("ignore")
+    # loaders warn about every non-standard card or unit; the result or the error says
+    # what matters, and an ingest of a million files must not print a million warnings
+    with library_parse():
         formats = _identified_formats(path, spectrum_list)
         listing, fmt = _load(path, formats, spectrum_list)
         blocks, what = _blocks(listing, fmt)

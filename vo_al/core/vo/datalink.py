@@ -20,13 +20,13 @@ vocabulary from the internet (VO-STACK pitfall 6), so the document is read here 
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import numpy as np
 
 from vo_al.core.base.errors import ParameterError, VOFormatError, VOServiceError
+from vo_al.core.base.parsing import library_parse
 from vo_al.core.base.xml_prolog import XML_PROLOG_BYTES, xml_declares_entities
 
 DATALINK_LINKS = "ivo://ivoa.net/std/datalink#links"       # compared case-insensitively
@@ -133,8 +133,7 @@ def _parse_links(raw: bytes, where: str) -> tuple[dict, dict]:
     refused = xml_declares_entities(raw[:XML_PROLOG_BYTES])
     if refused:
         raise VOFormatError(where, "links", f"the links document {refused}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", VOWarning)
+    with library_parse(VOWarning):
         try:
             document = parse(io.BytesIO(raw), verify="ignore")
             table = document.get_first_table()
