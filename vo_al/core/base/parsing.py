@@ -11,10 +11,11 @@ its download threads; the GUI reads on workers while SAMP's server thread reads 
   (python/cpython#106905): numpy parses dtype strings such as '(2,)f8' (astropy's VOTable and
   FITS table columns) and .npy headers with ``ast.literal_eval``, and two threads doing it at
   once fail with "SystemError: AST constructor recursion depth mismatch" (seen in CI, a harvest
-  of DaCHS SDM VOTables on four threads).
+  of DaCHS SDM VOTables on four threads). The app also opens pools in the window while a worker
+  reads score files (`npy.open_npy`, `pool.segments.segment_shape`).
 
-`library_parse` holds one process-wide lock for the whole parse and silences the warning
-categories it is given. Parsing a spectrum is bound by the GIL anyway: the downloads around it
+`LIBRARY_LOCK` is the one process-wide lock for all of these; `library_parse` holds it for a
+whole parse and silences the warning categories it is given. Parsing a spectrum is bound by the GIL anyway: the downloads around it
 stay concurrent, and the lock costs the harvest nothing it had.
 """
 
@@ -24,14 +25,14 @@ import threading
 import warnings
 from contextlib import contextmanager
 
-_LIBRARY_LOCK = threading.RLock()       # re-entrant: a reader may fall back to another inside
+LIBRARY_LOCK = threading.RLock()        # re-entrant: a reader may fall back to another inside
 
 
 @contextmanager
 def library_parse(*ignored: type[Warning]):
     """Hold the library-parse lock, with warnings of the `ignored` categories silenced (none
     given: every warning silenced)."""
-    with _LIBRARY_LOCK, warnings.catch_warnings():
+    with LIBRARY_LOCK, warnings.catch_warnings():
         if ignored:
             for category in ignored:
                 warnings.simplefilter("ignore", category)

@@ -21,6 +21,7 @@ import numpy as np
 
 from vo_al.core.base.errors import PoolError
 from vo_al.core.base.lock import FileLock
+from vo_al.core.base.parsing import LIBRARY_LOCK
 
 NPY_HEADER_LEN = 128        # our segments' .npy header, fixed so that it can be rewritten in place
 
@@ -52,7 +53,8 @@ def segment_shape(path: Path) -> tuple[int, int, int]:
     unreadable, not a .npy header, or shorter than its header says (the writer never lets the
     header announce rows the file does not hold, so a short file was cut by something else)."""
     try:
-        with open(path, "rb") as fh:
+        # numpy parses the header with ast.literal_eval: not on two threads at once (parsing)
+        with LIBRARY_LOCK, open(path, "rb") as fh:
             version = np.lib.format.read_magic(fh)
             if version == (1, 0):
                 shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
