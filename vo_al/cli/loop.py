@@ -26,12 +26,28 @@ def cmd_train(args):
     print(json.dumps(run_job(session.train())))
 
 
+def _scheduler(args, session) -> str:
+    """The Dask scheduler a scoring runs on: --scheduler, else the project's setting ('' = here)."""
+    return (session.method.scoring_scheduler if args.scheduler is None
+            else args.scheduler.strip())
+
+
+def _scoring_line(session, scheduler: str) -> None:
+    precision = session.method.scoring_precision
+    if scheduler:                       # the workers import Keras; this process never does
+        print(f"scoring on the Dask cluster at {scheduler} ({precision})", file=sys.stderr)
+    else:
+        _device_line("scoring", precision)
+
+
 def cmd_score(args):
     session = open_session(args.project)
-    precision = session.project.settings.method.scoring_precision
-    _device_line("scoring", precision)
-    path = run_job(session.score())
-    print(f"scored {len(session.project.pool)} spectra -> {path} ({precision})")
+    scheduler = _scheduler(args, session)
+    _scoring_line(session, scheduler)
+    path = run_job(session.score(scheduler=scheduler))
+    where = f"on {scheduler}, " if scheduler else ""
+    print(f"scored {len(session.project.pool)} spectra -> {path} "
+          f"({where}{session.method.scoring_precision})")
 
 
 def cmd_query(args):
@@ -75,7 +91,10 @@ def cmd_estimate(args):
 
 
 def cmd_finish(args):
-    print(json.dumps(run_job(open_session(args.project).finish())))
+    session = open_session(args.project)
+    scheduler = _scheduler(args, session)
+    _scoring_line(session, scheduler)
+    print(json.dumps(run_job(session.finish(scheduler=scheduler))))
 
 
 # what to type for each next step of the session (vo-al status)
@@ -130,17 +149,26 @@ def cmd_candidates(args):
     print(f"{len(table['pool_index'])} candidates -> {out}")
 
 
+def _scheduler_argument(parser) -> None:
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="score the pool on this Dask scheduler (tcp://host:8786), whose "
+                             "workers see the project folder at the same path; '' scores in "
+                             "this process (default: the project's scoring_scheduler setting)")
+
+
 def add_loop_commands(sub) -> None:
     """Add the loop's commands, in the order of an iteration, to an argparse subparsers object."""
     add_command(sub, "train", cmd_train, "train the CNN of the current iteration")
-    add_command(sub, "score", cmd_score, "score the whole pool with the current model")
+    p = add_command(sub, "score", cmd_score, "score the whole pool with the current model")
+    _scheduler_argument(p)
     p = add_command(sub, "query", cmd_query,
                     "choose the oracle batch and precision sample; list pending")
     p.add_argument("--out", help="CSV of spectra waiting for labels (default stdout)")
     p = add_command(sub, "label", cmd_label, "record labels from a CSV with columns name,label")
     p.add_argument("--csv", required=True)
     add_command(sub, "estimate", cmd_estimate, "estimate precision from the labelled sample")
-    add_command(sub, "finish", cmd_finish, "long training, final scoring and candidates")
+    p = add_command(sub, "finish", cmd_finish, "long training, final scoring and candidates")
+    _scheduler_argument(p)
     p = add_command(sub, "status", cmd_status, "where the session stands (a short summary)")
     p.add_argument("--json", action="store_true", help="everything, as JSON (for scripts)")
     p = add_command(sub, "candidates", cmd_candidates, "write the current candidates to CSV")

@@ -16,8 +16,15 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QF
                              QLabel, QLineEdit, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from vo_al.core.base.errors import VoAlError
-from vo_al.core.session.preferences import UserPreferences, preferences_path, update_preferences
+from vo_al.core.learning.device import PRECISIONS
 from vo_al.core.learning.strategies import STRATEGIES
+from vo_al.core.session.preferences import UserPreferences, preferences_path, update_preferences
+
+# fields whose values are a fixed set: a menu, never a typo
+_CHOICES = {"strategy": STRATEGIES, "scoring_precision": PRECISIONS}
+# what an empty or unfamiliar field means, shown in it while it is empty
+_PLACEHOLDERS = {"scoring_scheduler": "empty: this computer; tcp://host:8786: a Dask cluster "
+                                      "whose workers see this project folder"}
 
 
 def _text(value) -> str:
@@ -56,7 +63,10 @@ class SettingsForm(QWidget):
         form = QFormLayout(self)
         for f in fields(settings):
             value = getattr(settings, f.name)
-            editor = _editor(value, STRATEGIES if f.name == "strategy" else None)
+            editor = _editor(value, _CHOICES.get(f.name))
+            if isinstance(editor, QLineEdit) and f.name in _PLACEHOLDERS:
+                editor.setPlaceholderText(_PLACEHOLDERS[f.name])
+                editor.setToolTip(_PLACEHOLDERS[f.name])
             editor.setEnabled(not read_only)
             editor.setObjectName(f.name)
             self.editors[f.name] = editor

@@ -194,24 +194,44 @@ class ActiveLearningSession:
             return summary
 
     # -- scoring -------------------------------------------------------------------------------
-    def score(self, cancel: CancelToken | None = None) -> Job[Path]:
+    def score(self, cancel: CancelToken | None = None,
+              scheduler: str | None = None) -> Job[Path]:
         """Score the whole pool with the current iteration's model: the step after train, and
         again whenever the current scores no longer cover the pool (it grew: a pool shared with
-        another project). Query indices stay valid: the pool only grows at its end."""
-        from vo_al.core.learning.model import load_model
-
+        another project). Query indices stay valid: the pool only grows at its end.
+        `scheduler`: a Dask scheduler address to score on ('' in this process; None: the
+        project's `scoring_scheduler` setting)."""
         with self.project.writing(SCORE):
             if self.next_step() == DONE or not self._scores_are_short():
                 self._require(SCORE)
             self._remove_stale_temporaries()
             row = self.current_row()
-            model = load_model(self.project.folder / row["model_path"])
             rel = f"scores/iter-{row['iteration']:03d}.npy"
-            yield from score_pool(model, self.project.pool, self.project.folder / rel,
-                                  chunk_rows=self.method.score_chunk, cancel=cancel,
-                                  precision=self.method.scoring_precision)
+            yield from self._score_with(self.project.folder / row["model_path"],
+                                        self.project.folder / rel, cancel, scheduler)
             self.store.update_iteration(row["iteration"], scores_path=rel)
             return self.project.folder / rel
+
+    def _score_with(self, model_path: Path, out_path: Path, cancel: CancelToken | None,
+                    scheduler: str | None = None, model=None) -> Job[Path]:
+        """Score the pool with the model saved in `model_path` into `out_path`: on the Dask
+        cluster at `scheduler` (None: the project's `scoring_scheduler`; '' in this process),
+        or in this process (with `model` when it is already loaded)."""
+        m = self.method
+        address = m.scoring_scheduler if scheduler is None else scheduler
+        if address:
+            from vo_al.core.learning.distributed import score_pool_distributed
+
+            return (yield from score_pool_distributed(
+                model_path, self.project.pool, out_path, address, cancel=cancel,
+                precision=m.scoring_precision))
+        if model is None:
+            from vo_al.core.learning.model import load_model
+
+            model = load_model(model_path)
+        return (yield from score_pool(model, self.project.pool, out_path,
+                                      chunk_rows=m.score_chunk, cancel=cancel,
+                                      precision=m.scoring_precision))
 
     def probabilities(self, iteration: int | None = None) -> np.ndarray:
         """Class probabilities (N x 3, memory-mapped) of an iteration's scoring.
@@ -365,7 +385,8 @@ class ActiveLearningSession:
         return self.threshold_hits() >= self.method.threshold_hits
 
     # -- after the active phase -----------------------------------------------------------------
-    def finish(self, cancel: CancelToken | None = None) -> Job[dict]:
+    def finish(self, cancel: CancelToken | None = None,
+               scheduler: str | None = None) -> Job[dict]:
         """Long training from the last model on all labels, final scoring, candidates: one unit.
 
         The long work writes the model, the scores and the candidates under temporary names;
@@ -375,7 +396,7 @@ class ActiveLearningSession:
         a finish killed at any moment leaves the project as it was before the finish (the next
         step is again finish or train; the candidates come from the latest iteration's scores);
         a temporary it left is removed by the next step. Cancel (between epochs and chunks)
-        changes nothing.
+        changes nothing. `scheduler`: where the final scoring runs, as for `score`.
         """
         from vo_al.core.session.candidates import write_candidates
         from vo_al.core.learning.model import load_model, save_model, train
@@ -402,9 +423,8 @@ class ActiveLearningSession:
                          for key, rel in final.items()}
             try:
                 save_model(model, temporary["model_path"])
-                yield from score_pool(model, self.project.pool, temporary["scores_path"],
-                                      chunk_rows=m.score_chunk, cancel=cancel,
-                                      precision=m.scoring_precision)
+                yield from self._score_with(temporary["model_path"], temporary["scores_path"],
+                                            cancel, scheduler, model)
                 proba = open_npy(temporary["scores_path"])
                 write_candidates(self, proba, temporary["candidates_path"])
                 if cancel is not None:

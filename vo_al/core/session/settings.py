@@ -35,6 +35,9 @@ class MethodSettings:
     # 'float32' (the method's) or 'bfloat16' (faster where the CPU or GPU has bf16; opt-in:
     # benchmarks/RESULTS.md "Scoring precision" has the speed and agreement measured)
     scoring_precision: str = "float32"
+    # a Dask scheduler ('tcp://head:8786') whose workers see the project folder at the same
+    # path: the pool is scored there (learning.distributed); '' scores in this process
+    scoring_scheduler: str = ""
     seed: int = 0
 
     def validate(self) -> None:
@@ -55,6 +58,11 @@ class MethodSettings:
         from vo_al.core.learning.device import check_precision
 
         check_precision(self.scoring_precision)
+        if not isinstance(self.scoring_scheduler, str) or any(
+                c.isspace() for c in self.scoring_scheduler):
+            raise ParameterError("scoring_scheduler", self.scoring_scheduler,
+                                 "a Dask scheduler address such as tcp://host:8786, or '' to "
+                                 "score in this process")
         for name in ("min_delta", "long_min_delta"):
             if getattr(self, name) < 0:
                 raise ParameterError(name, getattr(self, name), "must be >= 0")
