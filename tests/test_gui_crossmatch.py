@@ -553,22 +553,46 @@ def test_cancel_while_the_service_does_not_answer(panel, qtbot, scored, tmp_path
 
 
 def test_each_catalogue_is_asked_once_per_run(project, scored, tmp_path, monkeypatch):
-    """The match, the groups and the radius scan share one request per catalogue (SIMBAD over
-    TAP is slow): the job fetches at the scan's largest radius and cuts from that."""
+    """The match, the groups and the radius scan share one request per catalogue. A catalogue
+    that only answers `pairs` (SIMBAD over TAP is slow) is asked once, at the scan's largest
+    radius, and cut from that; a catalogue in memory builds one zone index per radius and never
+    lists every pair within the scan's 300″ (nearest pairs and counts only)."""
+    from vo_al.core.jobs import crossmatch as job_module
+    from vo_al.core.xmatch import catalogues
+
     c = Construction(scored, tmp_path)
-    asked = []
-    pairs = xm.LocalCatalogue.pairs
+    asked, built = [], []
+    pairs, zone_index = xm.LocalCatalogue.pairs, catalogues.ZoneIndex
 
     def counting(self, ra, dec, radius):
         asked.append((self.name, len(ra), radius))
         return pairs(self, ra, dec, radius)
 
+    def indexing(ra, dec, radius_deg):
+        built.append(round(radius_deg * 3600.0, 6))
+        return zone_index(ra, dec, radius_deg)
+
     monkeypatch.setattr(xm.LocalCatalogue, "pairs", counting)
+    monkeypatch.setattr(catalogues, "ZoneIndex", indexing)
     settings = CrossmatchSettings("file", str(c.simbad_file), "", str(c.h16_file), radius=20)
     run = run_job(crossmatch_job(CancelToken(), settings, project))
-    rows = len(c.candidates) + 1                             # candidates + the rejected one
-    assert asked == [("simbad.csv", rows, 300.0), ("H16", rows, 5.0)]
+    assert asked == [] and sorted(built) == [5.0, 20.0, 300.0]
     assert run.counts == c.counts(20)
+
+    class PairsOnly:                        # what a TAP catalogue offers: pairs, nothing more
+        def __init__(self, catalogue):
+            self.catalogue, self.name = catalogue, catalogue.name
+
+        def pairs(self, ra, dec, radius):
+            return self.catalogue.pairs(ra, dec, radius)
+
+    local_simbad = job_module.simbad_catalogue
+    monkeypatch.setattr(job_module, "simbad_catalogue", lambda s: PairsOnly(local_simbad(s)))
+    asked.clear()
+    again = run_job(crossmatch_job(CancelToken(), settings, project))
+    rows = len(c.candidates) + 1                             # candidates + the rejected one
+    assert asked == [("simbad.csv", rows, 300.0)]
+    assert again.counts == run.counts
 
 
 def test_the_main_windows_panel(qtbot, qapp, scored, tmp_path):

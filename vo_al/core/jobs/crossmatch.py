@@ -149,6 +149,24 @@ def _blocking(token: CancelToken, stage: str, fn: Callable[[], object]):
     return value
 
 
+def _matched_once(token: CancelToken, stage: str, catalogue, ra, dec, radii):
+    """The catalogue ready for every match at `radii` (arcsec) of these positions: a catalogue
+    in memory (xmatch.LocalCatalogue) with its zone indexes built, any other (TAP) as a
+    FetchedCatalogue holding its pairs within the largest radius."""
+    largest = radii[-1]
+    if isinstance(catalogue, xm.LocalCatalogue):
+        yield Progress(stage, 0, 1, f"{catalogue.name}: zone index of {len(catalogue)} objects "
+                                    f"for {ra.size} positions")
+        for r in radii:
+            _blocking(token, stage, lambda r=r: catalogue.zone_index(r))
+        yield Progress(stage, 1, 1, "")
+        return catalogue
+    yield Progress(stage, 0, 1, f"{catalogue.name}: {ra.size} positions within {largest:g}″")
+    fetched = _blocking(token, stage, lambda: FetchedCatalogue(catalogue, ra, dec, largest))
+    yield Progress(stage, 1, 1, f"{fetched.fetched.cand.size} pairs")
+    return fetched
+
+
 def crossmatch_job(token: CancelToken, settings: CrossmatchSettings, project=None,
                    candidates: dict | None = None):
     """The job (worker thread): yields Progress, returns a CrossmatchRun.
@@ -180,17 +198,16 @@ def crossmatch_job(token: CancelToken, settings: CrossmatchSettings, project=Non
     radius = xm.check_radius(settings.radius, "radius")
     h16_radius = xm.check_radius(settings.h16_radius, "h16 radius")
     radii = sorted(set(map(float, xm.SCAN_RADII)) | {radius}) if settings.scan else [radius]
+    # a catalogue in memory answers each match from its zone index (nearest pairs and counts,
+    # never every pair within the scan's 300″): the stage builds the indexes the match and the
+    # scan use; a remote catalogue is asked once, here, for every pair within the largest radius
     if simbad is not None:
         stage = "SIMBAD match"
-        yield Progress(stage, 0, 1, f"{simbad.name}: {ra.size} positions within "
-                                    f"{radii[-1]:g}″")
-        simbad = _blocking(token, stage, lambda: FetchedCatalogue(simbad, ra, dec, radii[-1]))
-        yield Progress(stage, 1, 1, f"{simbad.fetched.cand.size} pairs")
+        simbad = yield from _matched_once(token, stage, simbad, ra, dec,
+                                          sorted({radius, radii[-1]}))
     if h16 is not None:
         stage = "H16 match"
-        yield Progress(stage, 0, 1, f"{len(h16)} H16 objects within {h16_radius:g}″")
-        h16 = _blocking(token, stage, lambda: FetchedCatalogue(h16, ra, dec, h16_radius))
-        yield Progress(stage, 1, 1, f"{h16.fetched.cand.size} pairs")
+        h16 = yield from _matched_once(token, stage, h16, ra, dec, [h16_radius])
     result = xm.crossmatch_candidates(candidates, simbad, h16, radius=radius,
                                       h16_radius=h16_radius, rejected=rejected, params=params)
     scan = None
