@@ -145,3 +145,51 @@ def test_samp_panel_rejoins_a_hub_that_comes_back(window, qtbot, pyvo_hub_proces
         assert blocker.args == [2]
     finally:
         peer.close()
+
+
+def test_samp_panel_says_who_got_a_send_and_asks_before_stopping_its_hub(window, qtbot,
+                                                                          samp_lockfile):
+    """vo-al's embedded hub with a peer on it: a send names the peer (or says nobody takes
+    it), the hint says Aladin cannot see this private lockfile, and Disconnect asks first,
+    naming the peer; No keeps the hub, Yes stops it."""
+    from PyQt6.QtWidgets import QMessageBox
+
+    w = window[0]
+    panel = w.samp
+    w.dashboard.model.set_table(fake_candidates())
+    with qtbot.waitSignal(panel.connected_changed, timeout=WAIT_MS):
+        panel.connect_hub()
+    assert panel.link.hub_info.embedded
+    qtbot.waitUntil(lambda: "~/.samp" in panel.hint.text(), timeout=WAIT_MS)
+    assert str(samp_lockfile) in panel.hint.text()
+    peer = Receiver("peer", ["coord.pointAt.sky", "table.highlight.row"])
+    try:
+        qtbot.waitUntil(lambda: panel.link.candidates is not None and not panel.busy,
+                        timeout=WAIT_MS)
+        panel.send_table()                                  # the peer takes no tables
+        qtbot.waitUntil(lambda: "not sent" in panel.status.text(), timeout=WAIT_MS)
+        assert panel.status.text() == ("SAMP: 8 candidates not sent: nobody on the hub takes "
+                                       "table.load.votable")
+        panel.send_row(3)
+        qtbot.waitUntil(lambda: panel.status.text().startswith("SAMP: J0003:"),
+                        timeout=WAIT_MS)
+        assert panel.status.text() == "SAMP: J0003: sent to peer"
+
+        panel.disconnect_button.click()
+        qtbot.waitUntil(lambda: panel.disconnect_question is not None
+                        and panel.disconnect_question.isVisible(), timeout=WAIT_MS)
+        box = panel.disconnect_question
+        assert "peer is on" in box.text() and "stops it" in box.text()
+        assert box.defaultButton() is box.button(QMessageBox.StandardButton.No)
+        box.button(QMessageBox.StandardButton.No).click()
+        assert panel.connected and "still connected" in panel.status.text()
+        assert samp_lockfile.exists()
+
+        panel.disconnect_button.click()
+        qtbot.waitUntil(lambda: panel.disconnect_question.isVisible(), timeout=WAIT_MS)
+        with qtbot.waitSignal(panel.connected_changed, timeout=WAIT_MS) as blocker:
+            panel.disconnect_question.button(QMessageBox.StandardButton.Yes).click()
+        assert blocker.args == [False] and panel.link is None
+        qtbot.waitUntil(lambda: not samp_lockfile.exists(), timeout=WAIT_MS)   # hub stopped
+    finally:
+        peer.close()

@@ -216,6 +216,87 @@ def test_dead_peer_times_out_without_hanging(link, jsamp_hub):
         alive.close()
 
 
+class Silent(Receiver):
+    """A peer that takes calls and never answers them (a hung SPLAT-VO)."""
+
+    def _on_call(self, private_key, sender_id, msg_id, mtype, params, extra):
+        self._record("call", sender_id, mtype, params)
+
+
+def test_each_send_says_who_received_it(link, pyvo_hub):
+    """Who got each message, by name, and how it answered; nobody subscribed is said, not a
+    silent success."""
+    from vo_al.core.samp.records import Delivery
+
+    link.connect()
+    link.set_candidates(candidate_columns())
+
+    def picky(mtype, params):
+        return "samp.error", {}, "no such table"
+
+    ok = Receiver("TOPCAT-like", ["coord.pointAt.sky", "table.load.votable"])
+    refusing = Receiver("picky", ["coord.pointAt.sky"], answer=picky)
+    silent = Silent("SPLAT-like", ["coord.pointAt.sky"])
+    try:
+        delivery = Delivery({msgs.POINT_AT_SKY: link.point_at(1.0, 2.0, timeout=1.0)})
+        assert delivery.received == ["TOPCAT-like"]
+        assert sorted(delivery.problems) == ["SPLAT-like: no reply within 1 s",
+                                             "picky: error: no such table"]
+        assert delivery.text().startswith("sent to TOPCAT-like; ")
+        silent.wait(1)                                  # it did get the message
+        # nobody takes spectra: said so, in the candidate's report too
+        spectrum = msgs.spectrum_load("http://127.0.0.1/s.fits", "J1", 1, 2)
+        nobody = Delivery({msgs.SPECTRUM_LOAD: link.send(spectrum)})
+        assert nobody.text() == "not sent: nobody on the hub takes spectrum.load.ssa-generic"
+        out = link.send_candidate(1, timeout=1.0)
+        text = Delivery(out).text()
+        assert "nobody takes spectrum.load.ssa-generic, table.highlight.row" in text
+        assert "SPLAT-like (coord.pointAt.sky): no reply within 1 s" in text
+        table = Delivery({msgs.TABLE_LOAD: link.send_table()})
+        assert table.text("5 candidates") == "sent 5 candidates to TOPCAT-like"
+    finally:
+        for peer in (ok, refusing, silent):
+            peer.close()
+
+
+def test_the_hub_vo_al_runs_tells_who_is_on_it_and_what_to_know(link, samp_lockfile):
+    """Before Disconnect stops the embedded hub: who would lose it; and the hints (TOPCAT's
+    row clicks; Aladin reads only ~/.samp, and this hub's lockfile is private)."""
+    from pathlib import Path
+
+    from vo_al.core.samp.hints import ALADIN_LOCKFILE, TOPCAT_ROW_CLICKS, peer_hints
+    from vo_al.core.samp.hub import is_standard_lockfile
+
+    info = link.connect()
+    assert info.embedded and link.clients_on_own_hub() == []
+    assert not is_standard_lockfile(info.lockfile)
+    assert link.hints() == [f"{ALADIN_LOCKFILE} (this hub's is {info.lockfile})"]
+    topcat = Receiver("topcat", PEER_MTYPES)
+    try:
+        wait_for(lambda: [p.name for p in link.clients_on_own_hub()] == ["topcat"], 10,
+                 "the peer on vo-al's hub")
+        assert link.status()["hints"][0] == TOPCAT_ROW_CLICKS
+    finally:
+        topcat.close()
+    # on ~/.samp Aladin would see the hub: a note only once something was sent (and missed it)
+    home = Path.home() / ".samp"
+    assert is_standard_lockfile(str(home)) and is_standard_lockfile(home.as_uri())
+    standard = info.__class__(url=info.url, lockfile=str(home), embedded=True)
+    assert peer_hints(standard, ["topcat", "Aladin"], sent=True) == [TOPCAT_ROW_CLICKS]
+    assert peer_hints(standard, ["peer"], sent=False) == []
+    assert peer_hints(standard, ["peer"], sent=True)[0].startswith(ALADIN_LOCKFILE)
+
+
+def test_a_joined_hub_is_not_vo_als_to_stop(link, pyvo_hub):
+    link.connect()
+    peer = Receiver("peer", PEER_MTYPES)
+    try:
+        assert "peer" in [p.name for p in link.peers(refresh=True)]
+        assert link.clients_on_own_hub() == []          # Disconnect leaves the hub running
+    finally:
+        peer.close()
+
+
 # ----------------------------------------------------------------------------- receiving
 def test_peer_selects_candidates(link, pyvo_hub):
     link.connect()
@@ -519,7 +600,7 @@ def test_cli_listen_rejoins_a_hub_that_comes_back(pyvo_hub_process, tmp_path):
                 p_double=np.zeros(5), snr=np.full(5, 30.0))
     csv = write_table_csv(cols, tmp_path / "candidates.csv")
     proc = subprocess.Popen([sys.executable, "-m", "vo_al.cli", "samp", "send", str(csv),
-                             "--no-table", "--listen", "100"], env=hub.env, text=True,
+                             "--no-table", "--listen", "100", "--json"], env=hub.env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: list[str] = []
 
@@ -571,13 +652,22 @@ def test_cli_status_and_send(snooper, tmp_path, capsys):
     _cli(["samp", "status"])
     out = capsys.readouterr().out
     assert "snoop" in out and "lockfile" in out
-    _cli(["samp", "send", str(csv), "--pool-index", "23", "--to", "snoop"])
+    assert "note: Aladin is not on this hub" in out            # a private lockfile
+    _cli(["samp", "send", str(csv), "--pool-index", "23", "--to", "snoop", "--json"])
     report = json.loads(capsys.readouterr().out)
+    assert [r["client"] for r in report["coord.pointAt.sky"]] == ["snoop"]
     assert report["row"] == 2 and report["candidate"]["designation"] == cols["designation"][2]
     got = {m["mtype"]: m["params"] for m in snooper.wait(4, "vo-al")}
     assert got["table.load.votable"]["table-id"] == "vo-al:candidates:candidates"
     assert got["spectrum.load.ssa-generic"]["url"] == cols["source"][2]
     assert got["table.highlight.row"]["row"] == "2"
+    # by default, in words: who got each message and how it answered (the snooper warns)
+    _cli(["samp", "send", str(csv), "--row", "1", "--to", "snoop"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"row 1: {cols['designation'][1]} (pool index 13)"
+    assert lines[1].startswith("  table.load.votable: sent to snoop; snoop: warning")
+    assert lines[2].startswith("  coord.pointAt.sky: sent to snoop; snoop: warning")
+    assert any(line.startswith("  note: Aladin is not on this hub") for line in lines)
 
 
 def test_cli_without_hub_is_an_error_not_a_hang(samp_lockfile):

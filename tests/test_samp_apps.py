@@ -6,14 +6,21 @@ with the reason, only where they are missing and cannot be installed (not root /
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.request
 
-import numpy as np
-import pytest
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")   # the dock test: vo-al offscreen
 
-from samp_peers import aladin, app_hub, topcat, wait_for, xvfb  # noqa: F401
-from vo_al.core.samp.link import SampLink
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from gui_support import window  # noqa: E402,F401
+from samp_peers import aladin, app_hub, topcat, wait_for, xvfb  # noqa: E402,F401
+from vo_al.core.samp.hints import TOPCAT_ROW_CLICKS  # noqa: E402
+from vo_al.core.samp.link import SampLink  # noqa: E402
+from vo_al.core.samp.messages import TABLE_LOAD  # noqa: E402
+from vo_al.core.samp.records import Delivery  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -98,7 +105,9 @@ def test_aladin_points_where_we_say_and_gets_the_table(link, aladin):
 
 def test_send_candidate_to_everyone_at_once(link, topcat, aladin):
     link.set_candidates(candidate_columns(), table_id="vo-al-apps-3")
-    link.send_table()                             # broadcast: TOPCAT a call, Aladin a notify
+    # broadcast: TOPCAT a call, Aladin a notify; both named as recipients
+    table = Delivery({TABLE_LOAD: link.send_table()})
+    assert sorted(table.received) == ["Aladin", "topcat"] and not table.problems, table.text()
     time.sleep(1.0)                               # TOPCAT lists the table just after its reply
     t0 = time.monotonic()
     out = link.send_candidate(5)
@@ -107,6 +116,47 @@ def test_send_candidate_to_everyone_at_once(link, topcat, aladin):
     assert names["coord.pointAt.sky"].get("aladin") == "samp.ok"
     assert names["table.highlight.row"].get("topcat") == "samp.ok"
     assert took < 3 * link.timeout
+    text = Delivery(out).text()
+    assert text.startswith("sent to ") and {"Aladin", "topcat"} <= set(Delivery(out).received)
+    assert "nobody takes spectrum.load.ssa-generic" in text, text    # no SPLAT-VO here
+    # TOPCAT sends row clicks back only once the user turns that on; Aladin is on the hub
+    assert link.status()["hints"] == [TOPCAT_ROW_CLICKS]
     [reply] = link.send({"samp.mtype": "coord.get.sky", "samp.params": {}}, to="Aladin",
                         mode="call")
     assert float(reply.result["ra"]) == pytest.approx(150.05, abs=1e-3)
+
+
+def test_the_dock_names_who_received_each_send(window, qtbot, topcat, aladin):
+    """The SAMP dock on the hub TOPCAT and Aladin are on: each send names its recipients, and
+    the hint line says how TOPCAT sends its row clicks back."""
+    from vo_al.core.session.candidates import COLUMNS
+
+    w = window[0]
+    panel, d = w.samp, w.dashboard
+    columns = candidate_columns()
+    n = len(columns["ra"])
+    columns.update(origin=np.array(["predicted"] * n), p_non_target=np.zeros(n),
+                   p_single=np.zeros(n), p_double=np.ones(n), snr=np.full(n, 20.0),
+                   source=np.array([""] * n))
+    assert set(columns) == set(COLUMNS)
+    d.model.set_table(columns)
+    with qtbot.waitSignal(panel.connected_changed, timeout=30_000):
+        panel.connect_hub()
+    assert not panel.link.hub_info.embedded
+    qtbot.waitUntil(lambda: TOPCAT_ROW_CLICKS in panel.hint.text(), timeout=30_000)
+    assert not panel.hint.isHidden() and "~/.samp" not in panel.hint.text()   # Aladin is here
+
+    panel.send_table()
+    qtbot.waitUntil(lambda: panel.status.text().startswith("SAMP: sent 6 candidates to"),
+                    timeout=30_000)
+    assert {"topcat", "Aladin"} <= set(panel.status.text().split(" to ", 1)[1].split(", "))
+    time.sleep(1.0)                               # TOPCAT lists the table just after its reply
+    panel.send_row(2)
+    designation = columns["designation"][2]
+    qtbot.waitUntil(lambda: panel.status.text().startswith(f"SAMP: {designation}: sent to "),
+                    timeout=30_000)
+    assert "topcat" in panel.status.text() and "Aladin" in panel.status.text()
+    with qtbot.waitSignal(panel.connected_changed, timeout=30_000):
+        panel.disconnect_hub()                    # TOPCAT's hub: no question, it keeps running
+    assert panel.disconnect_question is None
+    qtbot.waitUntil(lambda: not panel.busy, timeout=30_000)

@@ -71,10 +71,14 @@ def cmd_samp_status(args):
     for c in status["clients"]:
         subs = [s for s in c["subscriptions"] if not s.startswith("samp.")]
         print(f"  {c['id']:<8} {c['name']:<20} {', '.join(subs) or '-'}")
+    for hint in status["hints"]:
+        print(f"note: {hint}")
 
 
 def cmd_samp_send(args):
     from vo_al.core.base.errors import ParameterError
+    from vo_al.core.samp.messages import TABLE_LOAD
+    from vo_al.core.samp.records import Delivery
 
     columns, table_id = load_candidates(args.source)
     n = len(next(iter(columns.values()))) if columns else 0
@@ -101,13 +105,29 @@ def cmd_samp_send(args):
                                             if k in ("pool_index", "name", "designation", "ra",
                                                      "dec", "class", "source")}}
         to = args.to or None
+        lines = []                          # who got what, one line per message
         if not args.no_table:
             try:
-                report["table.load.votable"] = _replies(link.send_table(to=to))
+                replies = link.send_table(to=to)
+                report[TABLE_LOAD] = _replies(replies)
+                lines.append(f"{TABLE_LOAD}: {Delivery({TABLE_LOAD: replies}).text()}")
             except Exception as exc:           # noqa: BLE001 - `to` may not take tables
-                report["table.load.votable"] = str(exc)
-        report.update({k: _replies(v) for k, v in link.send_candidate(row, to=to).items()})
-        print(json.dumps(report, indent=2, default=str))
+                report[TABLE_LOAD] = str(exc)
+                lines.append(f"{TABLE_LOAD}: not sent: {exc}")
+        out = link.send_candidate(row, to=to)
+        report.update({k: _replies(v) for k, v in out.items()})
+        lines += [f"{mtype}: {Delivery({mtype: replies}).text()}"
+                  for mtype, replies in out.items()]
+        report["hints"] = link.hints()
+        if args.json:
+            print(json.dumps(report, indent=2, default=str))
+        else:
+            cand = report["candidate"]
+            print(f"row {row}: {cand.get('designation') or cand.get('name') or '-'} "
+                  f"(pool index {cand.get('pool_index', '-')})")
+            for line in lines + [f"note: {h}" for h in report["hints"]]:
+                print(f"  {line}")
+        sys.stdout.flush()
         if args.listen:
             _listen(link, args.listen)
     finally:
@@ -162,4 +182,6 @@ def add_samp_commands(sub) -> None:
     q.add_argument("--no-table", action="store_true", help="do not (re)send the table")
     q.add_argument("--listen", type=float, default=0.0, metavar="SECONDS",
                    help="then print the selections peers send back, for SECONDS")
+    q.add_argument("--json", action="store_true",
+                   help="the report as JSON (every reply: client, id, mtype, status, error)")
     q.set_defaults(func=cmd_samp_send)

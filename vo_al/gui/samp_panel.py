@@ -8,6 +8,11 @@ sends, disconnect) runs as a one-step job on a queueing `JobRunner`, one at a ti
 GUI thread; a newer send replaces one still waiting. The link's watchdog runs while connected:
 when the hub goes away the panel says so (connected_changed False), and when a hub is back the
 link registers again by itself and the panel says "reconnected" (connected_changed True).
+
+Every send says who received it (`Delivery`: "sent to TOPCAT, Aladin; SPLAT-VO: no reply within
+5 s", or that nobody on the hub takes it); the hint line under the client list says what vo-al
+cannot fix from its side (TOPCAT's row clicks, Aladin's lockfile). Disconnect asks first when it
+would stop the embedded hub other tools are on, naming them.
 """
 
 from __future__ import annotations
@@ -16,13 +21,18 @@ from typing import Callable
 
 import numpy as np
 from PyQt6.QtCore import QItemSelection, QItemSelectionModel, QObject, pyqtSignal
-from PyQt6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QTableView, QTreeWidget,
-                             QTreeWidgetItem, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QHBoxLayout, QLabel, QMessageBox, QPushButton, QTableView,
+                             QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from vo_al.core.samp.link import SampLink
-from vo_al.core.samp.records import SampEvent
+from vo_al.core.samp.messages import TABLE_LOAD
+from vo_al.core.samp.records import Delivery, SampEvent
 
 from vo_al.gui.workers import JobRunner, call_job, error_text
+
+
+#: the job that asks the embedded hub who would lose it (before Disconnect stops it)
+CLIENTS_ON_HUB = "clients on the hub"
 
 
 def _connect_and_watch(link: SampLink):
@@ -78,6 +88,10 @@ class SampPanel(QWidget):
         self.status.setWordWrap(True)
         self.clients = QTreeWidget()
         self.clients.setHeaderLabels(["client", "id"])
+        self.hint = QLabel()            # link.hints(): what vo-al cannot fix from its side
+        self.hint.setWordWrap(True)
+        self.hint.hide()
+        self.disconnect_question: QMessageBox | None = None
         row = QHBoxLayout()
         row.addWidget(self.connect_button)
         row.addWidget(self.disconnect_button)
@@ -88,6 +102,7 @@ class SampPanel(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.status)
         layout.addWidget(self.clients, 1)
+        layout.addWidget(self.hint)
         layout.addLayout(row2)
         self.connect_button.clicked.connect(self.connect_hub)
         self.disconnect_button.clicked.connect(self.disconnect_hub)
@@ -201,6 +216,48 @@ class SampPanel(QWidget):
         self.connected_changed.emit(True)
 
     def disconnect_hub(self) -> None:
+        """Disconnect; when that stops the embedded hub other tools are on, ask first."""
+        link = self.link
+        if link is None or (self.disconnect_question is not None
+                            and self.disconnect_question.isVisible()):
+            return
+        if link.hub_info is not None and link.hub_info.embedded:
+            self._submit(CLIENTS_ON_HUB, link.clients_on_own_hub,
+                         lambda peers: self._ask_disconnect(link, peers))
+            return
+        self._disconnect()
+
+    def _ask_disconnect(self, link: SampLink, peers: list) -> None:
+        """The window-modal question before stopping the hub `peers` are on (none: no
+        question); Yes disconnects, No leaves everything as it is."""
+        if self.link is not link:
+            return                            # disconnected or closed meanwhile
+        if not peers:
+            self._disconnect()
+            return
+        names = ", ".join(p.name for p in peers)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, "vo-al — stop the SAMP hub?",
+            f"vo-al runs the SAMP hub that {names} {'is' if len(peers) == 1 else 'are'} on. "
+            f"Disconnect stops it: {names} then {'has' if len(peers) == 1 else 'have'} no hub "
+            "until one starts again (TOPCAT or Aladin can run one, or jsamp hub).\n\n"
+            "Disconnect and stop the hub?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        yes = box.button(QMessageBox.StandardButton.Yes)
+        box.buttonClicked.connect(lambda button: self._disconnect_answered(link, button is yes))
+        box.open()                            # window-modal, never blocks the event loop
+        self.disconnect_question = box
+
+    def _disconnect_answered(self, link: SampLink, yes: bool) -> None:
+        if self.link is not link:
+            return
+        if yes:
+            self._disconnect()
+        else:
+            self.status.setText("SAMP: still connected (the hub keeps running)")
+
+    def _disconnect(self) -> None:
         link, self.link = self.link, None
         if link is None:
             return
@@ -208,6 +265,7 @@ class SampPanel(QWidget):
         self.jobs.clear_queue()
         self._submit("disconnect", link.close)
         self.clients.clear()
+        self._show_hints([])
         self.status.setText("SAMP: not connected")
         self._update_buttons()
         self.connected_changed.emit(False)
@@ -215,8 +273,7 @@ class SampPanel(QWidget):
     def refresh_clients(self) -> None:
         link = self.link
         if link is not None:
-            self._submit("clients", lambda: link.status()["clients"], self._show_clients,
-                         replace=True)
+            self._submit("clients", link.status, self._show_status, replace=True)
 
     def send_row(self, row: int) -> None:
         link = self.link
@@ -229,8 +286,24 @@ class SampPanel(QWidget):
             self.status.setText("SAMP: this candidate is not in the table sent (the filter "
                                 "then hid it): Send table to share the rows shown now")
             return
-        self._submit("send", lambda: link.send_candidate(shared),
-                     lambda out: self.sent.emit(row, out), replace=True)
+        name = self._candidate_name(row)
+
+        def sent(result) -> None:
+            out, hints = result
+            self.status.setText(f"SAMP: {name}: {Delivery(out).text()}")
+            self._show_hints(hints)
+            self.sent.emit(row, out)
+
+        self._submit("send", lambda: (link.send_candidate(shared), link.hints()), sent,
+                     replace=True)
+
+    def _candidate_name(self, row: int) -> str:
+        """The candidate's designation (or name) for the status line."""
+        for column in ("designation", "name"):
+            values = self.model.table.get(column) if self.model is not None else None
+            if values is not None and 0 <= row < len(values) and str(values[row]):
+                return str(values[row])
+        return f"row {row}"
 
     def _shared_row(self, model_row: int) -> int | None:
         """The shared table's row of a candidates-model row (None: not in it)."""
@@ -262,8 +335,14 @@ class SampPanel(QWidget):
         if self._table_dirty or self._view_dirty:
             self._share_table()               # the rows the table shows now, the filter's
         self.status.setText("SAMP: sending the table…")
-        self._submit("send table", link.send_table,
-                     lambda _out: self.status.setText(f"SAMP: sent {self._shared_text}"))
+
+        def sent(result) -> None:
+            replies, hints = result
+            self.status.setText("SAMP: " + Delivery({TABLE_LOAD: replies}).text(
+                self._shared_text))
+            self._show_hints(hints)
+
+        self._submit("send table", lambda: (link.send_table(), link.hints()), sent)
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """At window close: drop queued work, end the running one, close the link."""
@@ -280,6 +359,10 @@ class SampPanel(QWidget):
 
     def _on_error(self, name: str, exc: BaseException) -> None:
         text = f"SAMP {name} failed: {error_text(exc)}"
+        if name == CLIENTS_ON_HUB:
+            # a hub that cannot say who is on it strands nobody we could name: go on
+            self._disconnect()
+            text = f"SAMP: disconnected (the hub could not list its clients: {error_text(exc)})"
         self.status.setText(text)
         if name == "connect" and self.link is not None:
             link, self.link = self.link, None
@@ -365,6 +448,14 @@ class SampPanel(QWidget):
                 index = self.proxy.mapFromSource(self.model.index(r, 0))
                 out[i] = index.row() if index.isValid() else -1
         return out
+
+    def _show_status(self, status: dict) -> None:
+        self._show_clients(status["clients"])
+        self._show_hints(status["hints"])
+
+    def _show_hints(self, hints: list) -> None:
+        self.hint.setText("\n".join(f"Note: {h}." for h in hints))
+        self.hint.setVisible(bool(hints))
 
     def _show_clients(self, clients: list) -> None:
         self.clients.clear()

@@ -6,7 +6,9 @@
 - `client`: `HubClient`, one registration on one hub (pyvo's callback server and hub proxy)
 - `hub`: finding, reaching and starting a hub (lockfile, XML-RPC with timeouts, embedded hub)
 - `table`: `CandidateTable`, the shared candidate table (rows, pool indices, nearest position)
-- `records`: `SampPeer`, `SampReply`, `SampEvent`, `HubInfo` and the reply statuses
+- `records`: `SampPeer`, `SampReply`, `Delivery` (who got a send), `SampEvent`, `HubInfo` and
+  the reply statuses
+- `hints`: what to tell the user about the tools on the hub (TOPCAT's row clicks, Aladin's lockfile)
 - `messages`: the MTypes vo-al sends and receives, builders and strict parsers (no networking)
 
 Importing this package does not import pyvo; that happens when a hub is reached or started.
@@ -14,8 +16,8 @@ Importing this package does not import pyvo; that happens when a hub is reached 
 
 from vo_al.core.samp.hub import find_running_hub
 from vo_al.core.samp.link import SampLink
-from vo_al.core.samp.records import HubInfo, SampEvent, SampPeer, SampReply
+from vo_al.core.samp.records import Delivery, HubInfo, SampEvent, SampPeer, SampReply
 from vo_al.core.samp.table import CandidateTable
 
-__all__ = ["CandidateTable", "HubInfo", "SampEvent", "SampLink", "SampPeer", "SampReply",
-           "find_running_hub"]
+__all__ = ["CandidateTable", "Delivery", "HubInfo", "SampEvent", "SampLink", "SampPeer",
+           "SampReply", "find_running_hub"]

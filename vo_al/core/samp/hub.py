@@ -73,6 +73,11 @@ def hub_proxy(url: str, timeout: float, size: int = 4):
     return ServerProxyPool(size, make, url)
 
 
+def standard_lockfile() -> Path:
+    """~/.samp: the Standard Profile's default lockfile, the only one Aladin reads."""
+    return Path.home() / ".samp"
+
+
 def lockfile_location() -> str:
     """Where the Standard Profile lockfile is: SAMP_HUB=std-lockurl:..., else ~/.samp."""
     env = os.environ.get("SAMP_HUB", "").strip()
@@ -80,7 +85,18 @@ def lockfile_location() -> str:
         if not env.startswith("std-lockurl:"):
             raise SampHubError(f"SAMP_HUB={env!r}: only the std-lockurl: form is supported")
         return env[len("std-lockurl:"):]
-    return str(Path.home() / ".samp")
+    return str(standard_lockfile())
+
+
+def is_standard_lockfile(location: str) -> bool:
+    """Is `location` (a path or a file: URL) ~/.samp, where every SAMP tool looks?"""
+    from urllib.request import url2pathname
+
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file"):
+        return False
+    path = Path(url2pathname(parsed.path) if parsed.scheme else location)
+    return path.expanduser().resolve() == standard_lockfile().resolve()
 
 
 def read_lockfile(location: str, timeout: float) -> dict | None:

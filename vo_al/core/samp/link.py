@@ -37,6 +37,7 @@ from typing import Callable, Iterable
 
 from vo_al.core.base.errors import SampClientNotFound, SampError, SampHubError
 from vo_al.core.samp.client import HubClient
+from vo_al.core.samp.hints import peer_hints
 from vo_al.core.samp.hub import (HUB_FAILURES, error_text, find_running_hub, hub_url,
                                  lockfile_location, read_lockfile, start_embedded_hub)
 from vo_al.core.samp.receiving import ReceiveMixin
@@ -100,6 +101,7 @@ class SampLink(SendMixin, ReceiveMixin):
         self.candidates: CandidateTable | None = None
         self.current_row: int | None = None
         self.received = 0              # messages received, malformed included
+        self.sends = 0                 # messages sent (to anyone, or no one): see `hints`
         self.rejected = 0              # messages answered samp.error or dropped as malformed
 
     # --------------------------------------------------------------------------- connection
@@ -333,8 +335,23 @@ class SampLink(SendMixin, ReceiveMixin):
             out += [p for p in hits if p not in out]
         return out
 
+    def clients_on_own_hub(self) -> list[SampPeer]:
+        """The clients (not vo-al, not the hub) on the embedded hub vo-al runs: they lose
+        their hub when `close` stops it. [] when vo-al runs no hub or is not on it."""
+        if self._hub_server is None or not self.connected:
+            return []
+        hub_id = self._hub_info.hub_id if self._hub_info else ""
+        return [p for p in self.peers() if p.id != hub_id]
+
+    def hints(self) -> list[str]:
+        """What to tell the user about the tools on the hub (vo_al.core.samp.hints)."""
+        if not self.connected:
+            return []
+        return peer_hints(self._hub_info, [p.name for p in self.peers()], self.sends > 0)
+
     def status(self) -> dict:
-        """Hub, self id and every client with its subscriptions (for `vo-al samp status`)."""
+        """Hub, self id, every client with its subscriptions, and the hints about them (for
+        `vo-al samp status` and the dock)."""
         info = self._hub_info
         peers = self.peers() if self.connected else []
         return {"connected": self.connected,
@@ -342,7 +359,8 @@ class SampLink(SendMixin, ReceiveMixin):
                                                   "embedded": info.embedded, "id": info.hub_id},
                 "self_id": self.self_id,
                 "clients": [{"id": p.id, "name": p.name, "subscriptions": list(p.subscriptions)}
-                            for p in peers]}
+                            for p in peers],
+                "hints": self.hints()}
 
 
 def _version() -> str:

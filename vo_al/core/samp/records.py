@@ -48,6 +48,68 @@ class SampReply:
     def ok(self) -> bool:
         return self.status in (OK, "notified")
 
+    @property
+    def outcome(self) -> str:
+        """What happened, in a few words: "ok", "notified", "no reply within 5 s",
+        "error: <the peer's text>", "warning: …", "failed: <the hub's refusal>"."""
+        if self.status == OK:
+            return "ok"
+        if self.status in ("notified", "timeout"):
+            return self.error or self.status
+        word = {WARNING: "warning", ERROR: "error"}.get(self.status, self.status)
+        return f"{word}: {self.error}" if self.error else word
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Who received one send and how each answered: `replies` maps each MType sent (the
+    candidate's sky position, spectrum and row; or the table) to its replies, one per
+    recipient; an MType with no replies had no subscriber on the hub.
+
+    `text()` says it as the dock and the command line show it: "sent to TOPCAT, Aladin;
+    SPLAT-VO: no reply within 5 s" — never a silent success when nobody took it.
+    """
+
+    replies: dict
+
+    @property
+    def received(self) -> list[str]:
+        """Clients that took at least one message (ok, a warning, or a notification)."""
+        return _names(r for rs in self.replies.values() for r in rs
+                      if r.ok or r.status == WARNING)
+
+    @property
+    def problems(self) -> list[str]:
+        """"<client>: <outcome>" for every reply that is not a plain ok or notification
+        ("<client> (<mtype>): <outcome>" when this send holds several MTypes)."""
+        several = len(self.replies) > 1
+        return [r.client_name + (f" ({mtype})" if several else "") + f": {r.outcome}"
+                for mtype, rs in self.replies.items() for r in rs if not r.ok]
+
+    @property
+    def untaken(self) -> list[str]:
+        """The MTypes no client on the hub subscribes to."""
+        return [mtype for mtype, rs in self.replies.items() if not rs]
+
+    def text(self, what: str = "") -> str:
+        """One line: "sent <what> to A, B; C: no reply within 5 s; nobody takes <mtype>", or
+        "<what> not sent: nobody on the hub takes <mtype>"."""
+        what = f"{what} " if what else ""
+        if not any(self.replies.values()):
+            mtypes = ", ".join(self.untaken) or "these messages"
+            return f"{what}not sent: nobody on the hub takes {mtypes}"
+        received = self.received
+        parts = [f"sent {what}to {', '.join(received)}" if received else f"{what}not received"]
+        parts += self.problems
+        if self.untaken:
+            parts.append(f"nobody takes {', '.join(self.untaken)}")
+        return "; ".join(parts)
+
+
+def _names(replies) -> list[str]:
+    """The clients' names, each once, in the order of `replies`."""
+    return list(dict.fromkeys(r.client_name for r in replies))
+
 
 @dataclass(frozen=True)
 class SampEvent:

@@ -32,7 +32,7 @@ HIGHLIGHT_RETRY_S = 0.5       # TOPCAT lists a table it acknowledged within ~0.1
 class SendMixin:
     """Sending for `SampLink`: `send` / `call` and the candidate messages built on them.
 
-    Uses the link's timeout, notify_only, candidates, current_row, work_dir, _client,
+    Uses the link's timeout, notify_only, candidates, current_row, work_dir, sends, _client,
     _peers_cache, _tags, _pending, _pending_lock, _hub_call and find_peers.
     """
 
@@ -44,12 +44,14 @@ class SendMixin:
         mode "call": one asynchronous call per recipient, replies awaited together until
         `timeout` (status "timeout" for a silent one); "notify": notifications. A client in
         `notify_only` gets table.load.* as a notification. Never blocks longer than about
-        timeout + rpc_timeout.
+        timeout + rpc_timeout. Returns one reply per recipient: [] when nobody subscribes
+        (`records.Delivery` says so in words).
         """
         if mode not in ("call", "notify"):
             raise SampMessageError("mode", mode, "must be 'call' or 'notify'")
         mtype = message["samp.mtype"]
         timeout = self.timeout if timeout is None else float(timeout)
+        self.sends += 1
         if to is None:
             subscribed = self._hub_call("getSubscribedClients", mtype) or {}
             names = {p.id: p.name for p in (self._peers_cache or [])}
@@ -235,7 +237,9 @@ class SendMixin:
         """The candidate in `row` everywhere: sky position (Aladin), spectrum (SPLAT-VO) and
         the row highlighted in our table (TOPCAT). With `to`, only what that client takes.
 
-        Returns {mtype: [SampReply]}; an MType nobody (or not `to`) subscribes to is left out.
+        Returns {mtype: [SampReply]} (`records.Delivery` of it says who got what): an MType
+        that nobody on the hub takes has no replies; with `to`, one `to` does not take is
+        left out.
         """
         t = self._table()
         cand = t.row(int(row))
