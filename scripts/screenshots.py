@@ -71,6 +71,50 @@ def _wait(app, done, timeout: float = 300.0) -> None:
         time.sleep(0.02)
 
 
+def shoot_label_grid(app, window, out: Path, settle: float) -> Path:
+    """The Label tab in grid mode: a page of the batch's windows, the current one framed."""
+    window.tabs.setCurrentWidget(window.labelling)
+    window.label_grid.set_on(True)
+    _settle(app, settle)
+    path = out / "label-grid.png"
+    window.grab().save(str(path), "PNG")
+    window.label_grid.set_on(False)
+    return path
+
+
+def shoot_row_spectrum(app, window, out: Path, settle: float) -> Path:
+    """The spectrum window of a candidates row (what a double-click opens): the candidate most
+    likely double-peaked, its lines marked, its metadata beside it."""
+    import numpy as np
+
+    table = window.dashboard.model.table
+    pool_index = int(table["pool_index"][int(np.argmax(table["p_double"]))])
+    window.tabs.setCurrentWidget(window.dashboard)
+    window.dashboard.select_pool_index(pool_index)
+    view = window.spectrum_window
+    window.show_spectrum(pool_index)
+    _wait(app, lambda: view.whole.spectrum is not None or view.whole.reason)
+    _settle(app, settle)
+    path = out / "row-spectrum.png"
+    view.grab().save(str(path), "PNG")
+    view.close()
+    return path
+
+
+def shoot_sexagesimal_table(app, window, out: Path, settle: float) -> Path:
+    """The candidates table with RA/Dec in sexagesimal and a numeric filter typed."""
+    window.tabs.setCurrentWidget(window.dashboard)
+    window.sexagesimal_action.setChecked(True)
+    window.dashboard.filter.setText("p_double > 0.5 and snr > 20")
+    window.dashboard.table.scrollToTop()
+    _settle(app, settle)
+    path = out / "dashboard-sexagesimal-filtered.png"
+    window.grab().save(str(path), "PNG")
+    window.dashboard.filter.clear()
+    window.sexagesimal_action.setChecked(False)
+    return path
+
+
 def render(project: Path | None, out: Path, size=(1100, 850), settle: float = 1.5) -> list[Path]:
     from PyQt6.QtWidgets import QApplication
 
@@ -104,6 +148,9 @@ def render(project: Path | None, out: Path, size=(1100, 850), settle: float = 1.
             path = out / f"main-window-{_slug(window.tabs.tabText(index))}.png"
             window.grab().save(str(path), "PNG")
             written.append(path)
+        written.append(shoot_label_grid(app, window, out, settle))
+        written.append(shoot_row_spectrum(app, window, out, settle))
+        written.append(shoot_sexagesimal_table(app, window, out, settle))
         window.tabs.setCurrentIndex(0)
     window.close()
     if window.project is not None:

@@ -40,8 +40,9 @@ def profile_rows(labels: np.ndarray, rng: np.random.Generator, noise=(0.01, 0.2)
     return preprocess_batch(wl, flux, 0.0).rows
 
 
-def fill_project(project, n_train=300, n_pool=2000, seed=0):
-    """A project with an in-memory training set and pool; returns the pool's true labels."""
+def fill_project(project, n_train=300, n_pool=2000, seed=0, pool_meta=None):
+    """A project with an in-memory training set and pool; returns the pool's true labels.
+    `pool_meta(i)` gives metadata of pool row i that replaces or adds to the defaults."""
     rng = np.random.default_rng(seed)
     y0 = rng.choice(3, n_train, p=[0.47, 0.41, 0.12])
     project.training.add_rows(profile_rows(y0, rng),
@@ -51,6 +52,7 @@ def fill_project(project, n_train=300, n_pool=2000, seed=0):
     truth = rng.choice(3, n_pool, p=[0.9, 0.08, 0.02])
     rows = profile_rows(truth, rng, noise=(0.02, 0.6))
     metas = [{"name": f"pool-{i:06d}", "ra": 10 + i * 1e-3, "dec": 20.0, "instrument": "lamost",
-              "source": f"http://127.0.0.1/spec/{i}.fits"} for i in range(n_pool)]
+              "source": f"http://127.0.0.1/spec/{i}.fits", **(pool_meta(i) if pool_meta else {})}
+             for i in range(n_pool)]
     project.pool.add_rows(rows, metas, settings=project.settings.preprocess)
     return truth

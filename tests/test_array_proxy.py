@@ -19,7 +19,8 @@ from PyQt6.QtWidgets import QAbstractItemView, QTableView  # noqa: E402
 
 from gui_support import assert_no_leaks, flush_deletes, top_level_widgets  # noqa: E402
 from vo_al.core.session.candidates import COLUMNS  # noqa: E402
-from vo_al.gui.array_proxy import ArraySortFilterProxy, fold_case  # noqa: E402
+from vo_al.core.export.filters import fold_case  # noqa: E402
+from vo_al.gui.array_proxy import ArraySortFilterProxy  # noqa: E402
 from vo_al.gui.dashboard import ColumnTableModel  # noqa: E402
 from vo_al.gui.samp_panel import SampPanel  # noqa: E402
 

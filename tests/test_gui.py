@@ -217,7 +217,10 @@ def test_one_iteration_through_the_window(window, qtbot):
         if item.purpose == "precision":
             saw_precision_banner |= view.banner.text() == PRECISION_BANNER
         qtbot.keyClick(view, KEYS[int(truth[item.pool_index])])
-    assert session.pending() == [] and view.current() is None
+    # nothing waits; the last one stays on screen, the whole list still there to review
+    assert session.pending() == [] and view.waiting() == []
+    assert view.current().pool_index == pending[-1].pool_index
+    assert view.label_list.rowCount() == len(pending)
     oracle = store.oracle_labels()
     precision = store.precision_labels(session.iteration)
     for item in pending:

@@ -626,3 +626,51 @@ def test_the_main_windows_panel(qtbot, qapp, scored, tmp_path):
     del worker
     flush_deletes()
     assert not [x for x in top_level_widgets() - before if x.isVisible() or x.parent() is None]
+
+
+def test_an_empty_radius_scan_has_the_axes_of_one(qtbot):
+    from vo_al.gui.crossmatch_panel import EMPTY_SCAN_COUNT, RadiusScanPlot
+
+    plot = RadiusScanPlot()
+    qtbot.addWidget(plot)
+    plot.resize(600, 250)
+    plot.show()
+    qtbot.waitExposed(plot)
+    (x0, x1), (y0, y1) = plot.viewRange()
+    assert -20 < x0 <= min(xm.SCAN_RADII) and max(xm.SCAN_RADII) <= x1 < 320      # not ±400
+    assert y0 <= 0 and EMPTY_SCAN_COUNT <= y1 < 2 * EMPTY_SCAN_COUNT
+    for side in ("left", "bottom"):
+        axis = plot.getAxis(side)
+        assert not axis.autoSIPrefix and "x0.001" not in axis.labelString()
+    assert not plot.chosen_line.isVisible()                  # no 'radius 0″' before a scan
+
+
+def test_the_filter_decides_what_export_writes(panel, qtbot, scored, tmp_path):
+    from astropy.table import Table
+
+    p = panel[0]
+    c = Construction(scored, tmp_path)
+    use_files(p, c)
+    run = run_panel(qtbot, p)
+    everything = run.views[ALL]
+    ra = p.model.columns.index("ra")
+    first = p.proxy.mapToSource(p.proxy.index(0, ra)).row()
+    assert p.proxy.index(0, ra).data() == f"{p.model.table['ra'][first]:.6f}"
+
+    p.filter_box.edit.setText("simbad_sep <= 15")            # the 10″ objects, not the 40″
+    assert p.filter_box.error.isHidden()
+    shown = p.model.table["simbad_sep"] <= 15
+    assert 0 < p.proxy.rowCount() == shown.sum() < len(shown)
+    out = tmp_path / "filtered"
+    with qtbot.waitSignal(p.exported, timeout=WAIT_MS):
+        assert p.export_tables(out, formats=("csv",)) is not None
+    kept = everything["simbad_sep"] <= 15
+    back = Table.read(out / "crossmatch.csv", format="ascii.csv")
+    assert sorted(back["pool_index"]) == sorted(everything["pool_index"][kept])
+    near = {i for i in c.candidates if c.sky.star(int(i)) in c.near_stars}
+    assert near <= set(back["pool_index"])
+    assert "(filter: 'simbad_sep <= 15')" in p.status.text()
+
+    p.filter_box.edit.setText("simbad_sep <= near")          # the reason, and no export of it
+    assert "'near' is not a number" in p.filter_box.error.text()
+    assert p.proxy.table_filter().expression == "simbad_sep <= 15"

@@ -411,3 +411,55 @@ def test_log_count_axes_number_the_decades_without_overlap(qtbot, low, high, lab
     else:
         assert numbered == labelled
         assert axis.style["maxTextLevel"] == 0                    # the other ticks: no number
+
+
+# -- the plots' small faults and the filtered export ----------------------------------------------
+def test_legends_sit_outside_the_curves_and_the_entropy_plot_marks_the_batch(dash, qtbot,
+                                                                             session):
+    d = dash[0]
+    data = refresh_and_wait(qtbot, d, session)
+    qtbot.wait(50)                                  # the layout of the shown data
+    for plot in (d.plot, d.counts_plot):
+        view = plot.plotItem.vb.sceneBoundingRect()
+        legend = plot.legend.sceneBoundingRect()
+        assert legend.height() > 0 and not legend.intersects(view), type(plot).__name__
+        assert [label.text for _, label in plot.legend.items]        # every entry named
+    assert [label.text for _, label in d.counts_plot.legend.items] == \
+        ["non-target", "single peak", "double peak"]
+
+    # the title of a scores file's name fits the plot at the dashboard's size
+    title = d.entropy_plot.plotItem.titleLabel
+    assert "scores/iter-001.npy" in title.text
+    assert title.item.boundingRect().width() <= d.entropy_plot.width()
+
+    # the batch a query would take: the 10 most uncertain spectra no one labelled
+    h = np.sort(np.delete(entropy_score(np.asarray(session.latest_probabilities())),
+                          list(session.store.oracle_labels())))[::-1]
+    line = d.entropy_plot.batch_line
+    assert line.isVisible() and data.batch_size == session.method.batch_size == 10
+    assert line.value() == pytest.approx(h[9])
+    assert line.label.format == f"next batch (10): H ≥ {h[9]:.3f}"
+    batch = session.query()["batch"]
+    refresh_and_wait(qtbot, d, session)
+    assert line.label.format.startswith("oracle batch (10): H ≥ ")
+    assert line.value() == pytest.approx(
+        entropy_score(np.asarray(session.latest_probabilities())[batch]).min())
+    d.clear()                                                     # another project: no mark
+    assert not line.isVisible()
+
+
+def test_export_follows_a_numeric_filter(dash, qtbot, session, tmp_path):
+    from astropy.table import Table
+
+    d = dash[0]
+    refresh_and_wait(qtbot, d, session)
+    t = d.model.table
+    d.filter.setText("p_double > 0.3 and p_single < 0.6")
+    kept = (t["p_double"] > 0.3) & (t["p_single"] < 0.6)
+    assert 0 < kept.sum() < len(kept) and d.proxy.rowCount() == kept.sum()
+    path = export(qtbot, d, tmp_path / "filtered.ecsv")
+    back = Table.read(path, format="ascii.ecsv")
+    assert sorted(back["pool_index"]) == sorted(t["pool_index"][kept])
+    assert back.meta["selection"] == (f"{kept.sum()} of {len(kept)} candidates "
+                                      "(filter: 'p_double > 0.3 and p_single < 0.6')")
+    assert d.status.text().startswith(f"wrote {kept.sum()} of {len(kept)} candidates")

@@ -15,7 +15,8 @@ from vo_al.core.base.errors import ParameterError, UnusableSpectrumError
 from vo_al.core.demo.observations import make_ccd700_spectrum, make_lamost_spectrum
 from vo_al.core.learning.classes import DOUBLE_PEAK, NON_TARGET, SINGLE_PEAK
 from vo_al.core.spectra.readers import read_spectrum
-from vo_al.core.spectra.preprocess import (HALPHA_VAC, air_to_vacuum, preprocess_batch,
+from vo_al.core.spectra.lines import HALPHA_VAC
+from vo_al.core.spectra.preprocess import (air_to_vacuum, preprocess_batch,
                                    preprocess_spectra, preprocess_spectrum, window_grid)
 from vo_al.core.spectra.settings import PreprocessSettings
 from vo_al.core.spectra.record import Spectrum, SpectrumMeta

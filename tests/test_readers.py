@@ -21,7 +21,8 @@ from vo_al.core.base.errors import SpectrumReadError
 from vo_al.core.base.limits import DEFAULT_LIMITS, LimitSettings
 from vo_al.core.demo import (LamostHeader, make_ccd700_spectrum, make_lamost_spectrum,
                              write_ccd700_fits, write_lamost_fits)
-from vo_al.core.spectra.preprocess import HALPHA_VAC, air_to_vacuum
+from vo_al.core.spectra.lines import HALPHA_VAC
+from vo_al.core.spectra.preprocess import air_to_vacuum
 from vo_al.core.spectra.readers import (CCD700, LAMOST_IMAGE, LAMOST_TABLE, detect_layout,
                                         read_spectrum)
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from vo_al.core.base.progress import run_with_text_bar as run_job
 
-__all__ = ["add_command", "apply_sets", "open_session", "parse_sets", "run_job"]
+__all__ = ["WHERE_HELP", "add_command", "apply_sets", "open_session", "parse_sets", "run_job"]
+
+# the filter of `--where` is the app's table filter (core.export.filters)
+WHERE_HELP = ("only the rows this filter keeps: words searched in the text columns and "
+              "comparisons joined by 'and', e.g. \"p_double > 0.9 and snr > 20\"")
 
 
 def open_session(folder):

@@ -11,7 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from vo_al.cli.common import open_session
+from vo_al.cli.common import WHERE_HELP, open_session
 from vo_al.core.base.errors import ParameterError
 from vo_al.core.export.formats import EXPORT_FORMATS, TABLE_FORMATS, parse_formats
 
@@ -114,8 +114,9 @@ def cmd_export(args):
     from vo_al.core.session.candidates import export_candidates
 
     done = export_candidates(open_session(args.project), Path(args.out), args.rejected,
-                             args.format)
-    print(f"wrote {done['rows']} rows to {done['path']}")
+                             args.format, where=args.where)
+    of = f" of {done['of']}" if done["rows"] != done["of"] else ""
+    print(f"wrote {done['rows']}{of} rows to {done['path']}")
 
 
 def _add_catalogue_args(p):
@@ -166,4 +167,5 @@ def add_crossmatch_commands(sub) -> None:
     p.add_argument("--format", choices=list(EXPORT_FORMATS),
                    help="format (default from the suffix)")
     p.add_argument("--rejected", action="store_true", help="export the rejected spectra")
+    p.add_argument("--where", default="", metavar="EXPR", help=WHERE_HELP)
     p.set_defaults(func=cmd_export)

@@ -24,20 +24,32 @@ def cmd_generate(args):
 
 def cmd_simulate(args):
     from vo_al.core.session.settings import ProjectSettings
-    from vo_al.core.demo.simulate import SimulationConfig, report_markdown, run_simulation
+    from vo_al.core.demo.simulate import (PRESETS, SimulationConfig, check_strategies,
+                                          comparison_markdown, report_markdown, run_comparison,
+                                          run_simulation)
 
-    settings = apply_sets(ProjectSettings.default(), args.set)
-    config = SimulationConfig(n_train=args.train, n_pool=args.pool,
-                              target_fraction=args.target_fraction,
-                              max_iterations=args.max_iterations, seed=args.seed,
-                              baseline=not args.no_baseline, finish=not args.no_finish)
-    report = run_job(run_simulation(Path(args.out), config, settings))
+    make_config, make_settings = PRESETS[args.preset] if args.preset else \
+        (SimulationConfig, ProjectSettings.default)
+    settings = apply_sets(make_settings(), args.set)
+    given = dict(n_train=args.train, n_pool=args.pool, target_fraction=args.target_fraction,
+                 max_iterations=args.max_iterations, seed=args.seed)
+    config = make_config(**{k: v for k, v in given.items() if v is not None},
+                         baseline=not args.no_baseline, finish=not args.no_finish)
+    config.validate()
+    out = Path(args.out)
+    if args.strategies is not None:
+        names = check_strategies(args.strategies.split(","))
+        report = run_job(run_comparison(out, config, names, settings))
+        print(comparison_markdown(report))
+        print(f"plot: {out / 'comparison.png'}; report: {out / 'comparison.json'}")
+        return
+    report = run_job(run_simulation(out, config, settings))
     print(report_markdown(report))
     if report.stopped_at is not None:
         print(f"stop rule met at iteration {report.stopped_at}")
     else:
         print("stop rule not met within the iterations allowed")
-    print(f"plot: {Path(args.out) / 'precision.png'}; report: {Path(args.out) / 'simulation.json'}")
+    print(f"plot: {out / 'precision.png'}; report: {out / 'simulation.json'}")
 
 
 def cmd_demo(args):
@@ -70,7 +82,10 @@ def cmd_gui(args):
 
 def add_demo_commands(sub) -> None:
     """Add `generate`, `simulate`, `gui` and `demo` to an argparse subparsers object."""
-    from vo_al.core.demo.simulate import DEMO_ITERATIONS, DEMO_POOL, DEMO_TRAIN
+    from vo_al.core.demo.simulate import (DEMO_ITERATIONS, DEMO_POOL, DEMO_TRAIN,
+                                          PAPER_ITERATIONS, PAPER_POOL, PAPER_TRAIN, PRESETS,
+                                          SimulationConfig)
+    from vo_al.core.learning.strategies import STRATEGIES
 
     p = add_command(sub, "generate", cmd_generate, "write synthetic FITS spectra", project=False)
     p.add_argument("kind", choices=["pool", "training"])
@@ -82,12 +97,24 @@ def add_demo_commands(sub) -> None:
     p = add_command(sub, "simulate", cmd_simulate,
                     "the paper's experiment with a simulated oracle, and the non-active baseline",
                     project=False)
+    defaults = SimulationConfig()
     p.add_argument("--out", default="simulation")
-    p.add_argument("--train", type=int, default=2000)
-    p.add_argument("--pool", type=int, default=20000)
-    p.add_argument("--target-fraction", type=float, default=0.01)
-    p.add_argument("--max-iterations", type=int, default=25)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="'paper': a 200 000-spectrum LAMOST DR2-like pool (rows written "
+                        "straight into it), a 13 000-spectrum labelled set, METHOD.md's "
+                        "settings; --train, --pool, ... change it")
+    p.add_argument("--strategies", metavar="A,B,...",
+                   help=f"compare these query strategies ({', '.join(STRATEGIES)}) on the "
+                        "same data and seed, one project each")
+    p.add_argument("--train", type=int, help=f"labelled spectra (default {defaults.n_train}; "
+                                              f"paper {PAPER_TRAIN})")
+    p.add_argument("--pool", type=int, help=f"pool spectra (default {defaults.n_pool}; "
+                                             f"paper {PAPER_POOL})")
+    p.add_argument("--target-fraction", type=float,
+                   help=f"default {defaults.target_fraction}")
+    p.add_argument("--max-iterations", type=int,
+                   help=f"default {defaults.max_iterations}; paper {PAPER_ITERATIONS}")
+    p.add_argument("--seed", type=int, help=f"default {defaults.seed}")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--no-finish", action="store_true")
     p.add_argument("--set", action="append", metavar="KEY=VALUE")

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from vo_al.cli.common import add_command, open_session, run_job
+from vo_al.cli.common import WHERE_HELP, add_command, open_session, run_job
 
 
 def _device_line(what: str, precision: str | None) -> None:
@@ -65,10 +65,36 @@ def cmd_query(args):
         print(f"{len(pending)} spectra waiting for labels -> {args.out}")
 
 
+def batch_lines(session) -> list[str]:
+    """The current iteration's batch and sample, one line each in their order: number, pool
+    index, name, set, the label recorded ('waiting' when none), then whether labels may change."""
+    from vo_al.core.learning.classes import CLASS_NAMES
+    from vo_al.core.session.loop import PURPOSE_NAMES
+
+    items = session.batch_labels()
+    if not items:
+        return [f"iteration {session.iteration + 1}: no batch queried "
+                f"(next step {session.next_step()})"]
+    width = max(len(item.name) for item in items)
+    lines = [f"{'#':>4}  {'pool':>8}  {'name':<{width}}  {'set':<16}  label"]
+    for number, item in enumerate(items, 1):
+        label = "waiting" if item.label is None else f"{item.label} {CLASS_NAMES[item.label]}"
+        lines.append(f"{number:>4}  {item.pool_index:>8}  {item.name:<{width}}  "
+                     f"{PURPOSE_NAMES[item.purpose]:<16}  {label}")
+    waiting = sum(1 for item in items if item.label is None)
+    locked = session.labels_locked()
+    lines.append(f"iteration {session.iteration + 1}: {len(items) - waiting} of {len(items)} "
+                 f"labelled, {waiting} waiting" + (f"; {locked}" if locked else ""))
+    return lines
+
+
 def cmd_label(args):
     from vo_al.core.session.labels import apply_label_csv
 
     session = open_session(args.project)
+    if args.list:
+        print("\n".join(batch_lines(session)))
+        return
     done = 0
     with session.project.writing("label"):          # one writer for the whole file
         for row in apply_label_csv(session, Path(args.csv)):
@@ -141,12 +167,17 @@ def cmd_status(args):
 
 
 def cmd_candidates(args):
+    from vo_al.core.export.filters import parse_filter
     from vo_al.core.session.candidates import session_candidates, write_table_csv
 
     table = session_candidates(open_session(args.project)).candidates
+    total = len(table["pool_index"])
+    table = parse_filter(args.where, table, "--where").apply(table)
     out = Path(args.out)
     write_table_csv(table, out)
-    print(f"{len(table['pool_index'])} candidates -> {out}")
+    kept = len(table["pool_index"])
+    print(f"{kept} candidates -> {out}" if kept == total else
+          f"{kept} of {total} candidates ({args.where.strip()}) -> {out}")
 
 
 def _scheduler_argument(parser) -> None:
@@ -165,7 +196,10 @@ def add_loop_commands(sub) -> None:
                     "choose the oracle batch and precision sample; list pending")
     p.add_argument("--out", help="CSV of spectra waiting for labels (default stdout)")
     p = add_command(sub, "label", cmd_label, "record labels from a CSV with columns name,label")
-    p.add_argument("--csv", required=True)
+    given = p.add_mutually_exclusive_group(required=True)
+    given.add_argument("--csv", help="the labels file (name,label) for the spectra waiting")
+    given.add_argument("--list", action="store_true",
+                       help="list the current batch and sample with the label recorded for each")
     add_command(sub, "estimate", cmd_estimate, "estimate precision from the labelled sample")
     p = add_command(sub, "finish", cmd_finish, "long training, final scoring and candidates")
     _scheduler_argument(p)
@@ -173,3 +207,4 @@ def add_loop_commands(sub) -> None:
     p.add_argument("--json", action="store_true", help="everything, as JSON (for scripts)")
     p = add_command(sub, "candidates", cmd_candidates, "write the current candidates to CSV")
     p.add_argument("--out", default="candidates.csv")
+    p.add_argument("--where", default="", metavar="EXPR", help=WHERE_HELP)

@@ -51,7 +51,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "vo_al.core.synthetic": ("vo_al.core.demo", "vo_al.core.demo.datasets", "vo_al.core.demo.files",
                              "vo_al.core.demo.observations", "vo_al.core.demo.kinds",
                              "vo_al.core.demo.instruments", "vo_al.core.demo.stars",
-                             "vo_al.core.demo.lines"),
+                             "vo_al.core.demo.lines", "vo_al.core.spectra.lines"),
     "vo_al.core.simulate": ("vo_al.core.demo.simulate",),
     "vo_al.core.oracle": ("vo_al.core.demo.oracle",),
     "vo_al.core.demo_catalogues": ("vo_al.core.demo.catalogues",),

@@ -5,8 +5,9 @@ numpy passes over the column arrays, never calls of the Python `data()`.
 sort and N x columns calls to filter, seconds to minutes for the few hundred thousand
 predicted targets of an early iteration on a LAMOST-sized pool. `ArraySortFilterProxy` keeps
 two int arrays instead (view row -> source row, source row -> view row or -1), so the mapping and
-`data()` are O(1), and builds them with a stable `np.argsort` of the sort column and a vectorised
-substring search of the text columns.
+`data()` are O(1), and builds them with a stable `np.argsort` of the sort column and the core's
+filter (`core.export.filters`: a vectorised substring search of the text columns and numeric
+comparisons such as `p_double > 0.9`), the one an export of the filtered rows uses too.
 
 The source must be a column model: `.columns` (the column names, in order) and `.table`
 ({name: array}), like `dashboard.ColumnTableModel`.
@@ -19,74 +20,16 @@ from collections import OrderedDict
 import numpy as np
 from PyQt6.QtCore import QAbstractItemModel, QAbstractProxyModel, QModelIndex, QObject, Qt
 
+from vo_al.core.export.filters import TableFilter, folded_column, text_filter
+
 _HINT = QAbstractItemModel.LayoutChangeHint
 _EMPTY = np.empty(0, dtype=np.int64)
 _KEPT_ORDERS = 4          # sort permutations kept per table (8 bytes a row each)
-_FOLD_CHUNK = 262_144     # rows case-folded at a time (bounds the temporary code arrays)
+# roles whose change leaves the values as they were (the text they are written in)
+_SHOWN_ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole)
 
 
 # -- numpy helpers (no Qt) ------------------------------------------------------------------------
-def text_values(values) -> np.ndarray | None:
-    """`values` as a numpy str array when it is a text column (str/bytes dtype, or objects that
-    are strings), else None (numbers, booleans, dates: not searched as text)."""
-    a = np.asarray(values)
-    if a.dtype.kind == "U":
-        return a
-    if a.dtype.kind == "S":
-        return np.char.decode(a, "utf-8", "replace")
-    if a.dtype.kind != "O":
-        return None
-    if a.size == 0:
-        return np.array([], dtype="U1")
-    inferred = np.array(a.tolist())        # all str -> 'U'; all numbers -> numeric
-    if inferred.dtype.kind == "U":
-        return inferred
-    if inferred.dtype.kind in "biufcmM":
-        return None
-    return a.astype(str)                   # mixed (str and None...): as the table shows them
-
-
-def fold_case(text: np.ndarray) -> np.ndarray:
-    """Lower-case a str array for case-insensitive search, as `str.lower` does. ASCII rows are
-    folded with integer operations on the UCS-4 codes (`np.char.lower` calls `str.lower` per
-    row), a chunk of rows at a time; only rows with other characters go through `str.lower`.
-    An all-ASCII column comes back as bytes ('S', a quarter of the memory), else as str."""
-    text = np.ascontiguousarray(text, dtype=np.str_)
-    n, width = len(text), text.dtype.itemsize // 4
-    if n == 0 or width == 0:
-        return np.zeros(n, dtype="S1")
-    codes = text.view(np.uint32).reshape(n, width)
-    chunks = [slice(start, start + _FOLD_CHUNK) for start in range(0, n, _FOLD_CHUNK)]
-    special = np.concatenate([c.start + np.flatnonzero((codes[c] > 127).any(axis=1))
-                              for c in chunks])          # rows with a non-ASCII character
-    folded = np.empty((n, width), dtype=np.uint8 if special.size == 0 else np.uint32)
-    for c in chunks:
-        part, out = codes[c], folded[c]
-        np.copyto(out, part, casting="unsafe")           # ASCII codes fit a byte
-        # 'A'..'Z' += 32; unsigned, the codes below 'A' wrap round to large numbers
-        upper = np.subtract(out, 65, dtype=out.dtype) < 26
-        out += upper.view(np.uint8) << 5
-    if special.size == 0:
-        return folded.view(f"S{width}").reshape(n)
-    lowered = [s.lower() for s in text[special].tolist()]
-    out = folded.view(f"U{width}").reshape(n)
-    wider = max(len(s) for s in lowered)                  # 'İ'.lower() is two characters
-    if wider > width:
-        out = out.astype(f"U{wider}")
-    out[special] = lowered
-    return out
-
-
-def contains(folded: np.ndarray, needle: str) -> np.ndarray:
-    """Boolean mask: the rows of a `fold_case` array that contain the lower-case `needle`."""
-    if folded.dtype.kind == "S":
-        try:
-            needle = needle.encode("ascii")
-        except UnicodeEncodeError:        # an all-ASCII column cannot contain it
-            return np.zeros(len(folded), dtype=bool)
-    return np.strings.find(folded, needle) >= 0
-
-
 def sort_key(values) -> tuple[np.ndarray, np.ndarray | None]:
     """(key, missing): the array `np.argsort` orders as the column should be (numbers
     numerically, strings lexicographically) and a mask of the rows that sort last (NaN, NaT)
@@ -133,18 +76,18 @@ def _stable_argsort(key: np.ndarray, descending: bool) -> np.ndarray:
 
 # -- the proxy ------------------------------------------------------------------------------------
 class ArraySortFilterProxy(QAbstractProxyModel):
-    """Sorts (header clicks: `sort`) and filters (`setFilterFixedString`) a column model with
-    numpy. The filter keeps the rows where any text column contains the text, case-insensitively;
-    numeric columns are not searched. A reset of the source (a new table) keeps the sort and the
-    filter; a sort or filter change is a layout change that moves the persistent indexes (the
-    selection, the current row) with their rows."""
+    """Sorts (header clicks: `sort`) and filters (`set_filter`: a parsed `TableFilter`;
+    `setFilterFixedString`: a plain text) a column model with numpy. A text keeps the rows where
+    any text column contains it, case-insensitively; numbers are compared, never searched. A
+    reset of the source (a new table) keeps the sort and the filter; a sort or filter change is
+    a layout change that moves the persistent indexes (the selection, the current row) with
+    their rows."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
-        self._filter_text = ""
-        self._needle = ""                          # the filter text, lower case
+        self._filter = TableFilter()
         self._order: np.ndarray | None = None      # full sort permutation; None: source order
         self._keep: np.ndarray | None = None       # rows passing the filter; None: all
         self._to_source = _EMPTY                   # view row -> source row
@@ -201,10 +144,13 @@ class ArraySortFilterProxy(QAbstractProxyModel):
         self._rebuild()
         self.endResetModel()
 
-    def _source_data_changed(self, *_args) -> None:
-        # values changed in place: the cached keys are stale, the order may change
-        self._forget_table()
-        self._relayout(_HINT.NoLayoutChangeHint, self._rebuild)
+    def _source_data_changed(self, _first=None, _last=None, roles=()) -> None:
+        shown_only = bool(roles) and all(r in _SHOWN_ROLES for r in roles)
+        if not shown_only:
+            # values changed in place: the cached keys are stale, the order may change
+            self._forget_table()
+            self._relayout(_HINT.NoLayoutChangeHint, self._rebuild)
+        # else only their text changed (sexagesimal): the sort and the filter read the values
         if self.rowCount() and self.columnCount():
             self.dataChanged.emit(self.index(0, 0),
                                   self.index(self.rowCount() - 1, self.columnCount() - 1))
@@ -235,7 +181,11 @@ class ArraySortFilterProxy(QAbstractProxyModel):
         return self._sort_order
 
     def filterFixedString(self) -> str:
-        return self._filter_text
+        """The text of the filter (a plain text or an expression), "" without one."""
+        return self._filter.expression
+
+    def table_filter(self) -> TableFilter:
+        return self._filter
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Order the rows by `column` (-1: the source's order); a stable sort, NaN last."""
@@ -244,14 +194,17 @@ class ArraySortFilterProxy(QAbstractProxyModel):
 
     def setFilterFixedString(self, text: str) -> None:
         """Show only the rows where a text column contains `text` (any case); "" shows all."""
-        text = str(text or "")
-        needle = text.lower()
-        self._filter_text = text
-        if needle == self._needle:
+        self.set_filter(text_filter(text))
+
+    def set_filter(self, table_filter: TableFilter) -> None:
+        """Show only the rows `table_filter` keeps (core.export.filters.parse_filter)."""
+        previous = self._filter
+        self._filter = table_filter
+        if (table_filter.words, table_filter.comparisons) == (previous.words,
+                                                              previous.comparisons):
             return
-        # typing on: the rows matching the longer text are among those matching the shorter
-        narrowing = bool(self._needle) and self._needle in needle and self._keep is not None
-        self._needle = needle
+        # typing on: the rows the longer text keeps are among those the shorter one kept
+        narrowing = table_filter.narrows(previous) and self._keep is not None
 
         def refilter():
             within = np.flatnonzero(self._keep) if narrowing else None
@@ -292,25 +245,15 @@ class ArraySortFilterProxy(QAbstractProxyModel):
 
     def _filter_mask(self, within: np.ndarray | None = None) -> np.ndarray | None:
         """The rows passing the filter (of `within` only, when given), or None without one."""
-        if not self._needle:
-            return None
         model = self.sourceModel()
-        n = 0 if model is None else model.rowCount()
-        keep = np.zeros(n, dtype=bool)
-        for name in self._column_names():
-            folded = self._folded_column(name)
-            if folded is None:
-                continue
-            if within is None:
-                keep |= contains(folded, self._needle)
-            else:
-                keep[within[contains(folded[within], self._needle)]] = True
-        return keep
+        if self._filter.is_empty or model is None:
+            return None
+        table = {name: model.table[name] for name in self._column_names()}
+        return self._filter.mask(table, model.rowCount(), self._folded_column, within)
 
     def _folded_column(self, name) -> np.ndarray | None:
         if name not in self._folded:
-            text = text_values(self._values(name))
-            self._folded[name] = None if text is None else fold_case(text)
+            self._folded[name] = folded_column(self._values(name))
         return self._folded[name]
 
     def _relayout(self, hint, update) -> None:

@@ -29,11 +29,12 @@ from vo_al.core.base.errors import ParameterError
 
 from vo_al.gui.array_proxy import ArraySortFilterProxy
 from vo_al.gui.dashboard import ColumnTableModel
-from vo_al.gui.table_view import catalogue_table_view
+from vo_al.gui.table_view import FilterBox, catalogue_table_view, coordinates_button
 from vo_al.gui.progress_line import ProgressLine
 from vo_al.gui.workers import JobRunner, JobWorker, call_job, error_text
 
 EMPTY_COLUMNS = ("pool_index", "name", "designation", "ra", "dec")   # the table before a run
+EMPTY_SCAN_COUNT = 10       # the count axis of the radius scan before one
 
 
 def _scores_name(basis) -> str:
@@ -46,7 +47,8 @@ class RadiusScanPlot(pg.PlotWidget):
         super().__init__(parent, title="radius scan")
         self.setLabel("bottom", "radius (arcsec)")
         self.setLabel("left", "count")
-        self.getAxis("left").enableAutoSIPrefix(False)        # counts, not "x0.001"
+        for side in ("left", "bottom"):                       # counts and arcsec, not "x0.001"
+            self.getAxis(side).enableAutoSIPrefix(False)
         self.setLimits(yMin=0)
         # bottom right: the counts grow with the radius, so the curves end high on the right
         self.addLegend(offset=(-10, -10), brush=(0, 0, 0, 160))
@@ -56,16 +58,24 @@ class RadiusScanPlot(pg.PlotWidget):
         self.chosen_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("r"), label="radius {value:g}″",
                                            labelOpts={"position": 0.9, "color": "r"})
         self.addItem(self.chosen_line)
+        self.clear_scan()
 
     def set_scan(self, scan, chosen: float) -> None:
         r = np.asarray(scan["radius"], float)
         self.matched_curve.setData(r, np.asarray(scan["n_matched"], float))
         self.pairs_curve.setData(r, np.asarray(scan["n_pairs"], float))
         self.chosen_line.setValue(chosen)
+        self.chosen_line.show()
+        self.enableAutoRange()
 
     def clear_scan(self) -> None:
+        """No scan: the axes of one (the radii scanned, a few counts), not pyqtgraph's
+        −400…400 of an empty plot."""
         self.matched_curve.setData([], [])
         self.pairs_curve.setData([], [])
+        self.chosen_line.hide()                   # no radius chosen yet: not 'radius 0″'
+        self.setXRange(min(xm.SCAN_RADII), max(xm.SCAN_RADII))
+        self.setYRange(0, EMPTY_SCAN_COUNT)
 
 
 def radius_box(value: float) -> QDoubleSpinBox:
@@ -84,6 +94,7 @@ class CrossmatchPanel(QWidget):
     cancelled = pyqtSignal()
     exported = pyqtSignal(list)          # the Paths written
     row_selected = pyqtSignal(int)       # pool_index of the result row made current
+    row_activated = pyqtSignal(int)      # pool_index of a result row double-clicked: its spectrum
 
     def __init__(self, candidates: Callable[[], dict] | None = None, parent=None, *,
                  project_getter: Callable[[], object] | None = None,
@@ -134,8 +145,13 @@ class CrossmatchPanel(QWidget):
         self.model = ColumnTableModel(columns=EMPTY_COLUMNS)
         self.proxy = ArraySortFilterProxy(self)      # numpy sorts: header clicks call sort()
         self.proxy.setSourceModel(self.model)
+        self.filter_box = FilterBox(self.model, self.proxy,
+                                    "filter: words and comparisons, e.g. simbad_sep <= 5 and "
+                                    "p_double > 0.9 (Export writes the rows it keeps)")
+        self.coordinates_button = coordinates_button(self.model)
         self.table = catalogue_table_view(self.proxy)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.doubleClicked.connect(self._row_double_clicked)
         self.plot = RadiusScanPlot()
 
         grid = QGridLayout()
@@ -159,8 +175,10 @@ class CrossmatchPanel(QWidget):
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.export_button)
         choice = QHBoxLayout()
-        choice.addWidget(QLabel("table"))
-        choice.addWidget(self.table_choice, 1)
+        choice.addWidget(QLabel("table"), 0, Qt.AlignmentFlag.AlignTop)
+        choice.addWidget(self.table_choice, 1, Qt.AlignmentFlag.AlignTop)
+        choice.addWidget(self.filter_box, 2)
+        choice.addWidget(self.coordinates_button, 0, Qt.AlignmentFlag.AlignTop)
         layout = QVBoxLayout(self)
         layout.addLayout(grid)
         layout.addLayout(buttons)
@@ -383,6 +401,11 @@ class CrossmatchPanel(QWidget):
         row = self.proxy.mapToSource(current).row()
         self.row_selected.emit(int(self.model.table["pool_index"][row]))
 
+    def _row_double_clicked(self, index) -> None:
+        row = self.proxy.mapToSource(index).row()
+        if row >= 0 and "pool_index" in self.model.columns:
+            self.row_activated.emit(int(self.model.table["pool_index"][row]))
+
     def current_pool_index(self) -> int | None:
         index = self.table.currentIndex()
         if not index.isValid() or "pool_index" not in self.model.columns:
@@ -396,7 +419,8 @@ class CrossmatchPanel(QWidget):
             self.export_tables(Path(folder))
 
     def export_tables(self, folder, formats=("votable", "csv")) -> JobWorker | None:
-        """Write the tables (write_tables) and the radius scan into `folder` on a worker."""
+        """Write the tables (write_tables) and the radius scan into `folder` on a worker; a
+        filter in the box leaves in each table only the rows it keeps."""
         if self.is_running:
             return None
         if self.result is None:
@@ -406,21 +430,24 @@ class CrossmatchPanel(QWidget):
             self._fail(f"not exported: {self.stale}")
             return None
         run, folder, formats = self.result, Path(folder), tuple(formats)
-        worker = self.jobs.start("crossmatch export",
-                                 call_job("export", lambda: export_job(run, folder, formats)))
-        worker.finished.connect(lambda: self._export_ended(worker, folder))
+        shown = self.proxy.table_filter()
+        where = "" if shown.is_empty else shown.expression
+        worker = self.jobs.start("crossmatch export", call_job(
+            "export", lambda: export_job(run, folder, formats, where)))
+        worker.finished.connect(lambda: self._export_ended(worker, folder, shown.describe()))
         self._set_status(f"writing the tables to {folder}…")
         self._busy()
         return worker
 
-    def _export_ended(self, worker: JobWorker, folder: Path) -> None:
+    def _export_ended(self, worker: JobWorker, folder: Path, selection: str = "") -> None:
         self._idle()
         if worker.was_aborted:
             self._aborted()
         elif worker.error is not None:
             self._fail(f"export to {folder}: {error_text(worker.error)}")
         else:
-            self._set_status(f"wrote {len(worker.result)} files to {folder}")
+            shown = f" ({selection})" if selection else ""
+            self._set_status(f"wrote {len(worker.result)} files to {folder}{shown}")
             self.exported.emit(list(worker.result))
 
     # -- endings -----------------------------------------------------------------------------------

@@ -17,31 +17,39 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QAbstractTableModel, QModelIndex, Qt, pyqtSignal
-from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton,
                              QVBoxLayout, QWidget)
 
+from vo_al.core.export.cells import cell_format
 from vo_al.core.session.candidates import COLUMNS, export_candidates
-from vo_al.core.jobs.dashboard import (ENTROPY_BINS, N_CLASSES, DashboardData, dashboard_job,
-                                       entropy_edges)
+from vo_al.core.jobs.dashboard import (ENTROPY_BINS, MAX_ENTROPY, N_CLASSES, DashboardData,
+                                       dashboard_job, entropy_edges)
 from vo_al.core.export.formats import dialog_filters, format_of
 from vo_al.core.learning.classes import CLASS_NAMES
 
 from vo_al.gui.array_proxy import ArraySortFilterProxy
-from vo_al.gui.table_view import catalogue_table_view
+from vo_al.gui.table_view import FilterBox, catalogue_table_view, coordinates_button
 from vo_al.gui.workers import JobRunner, JobWorker, call_job, error_text
 
 # the catalogue formats the export dialog offers (write_catalogue picks the format by suffix)
 EXPORT_FILTERS = dialog_filters()
 
 
+LEGEND_ROW = 4              # of a PlotItem's layout: title 0, top axis 1, view 2, bottom axis 3
+
+
 # -- the widgets ---------------------------------------------------------------------------------
 class ColumnTableModel(QAbstractTableModel):
-    """A read-only Qt model over a column-oriented table {name: array}."""
+    """A read-only Qt model over a column-oriented table {name: array}. Cells read as their
+    quantity means (`core.export.cells`: RA/Dec in degrees or sexagesimal, probabilities to 4
+    decimals…); the tooltip is the whole text, UserRole the raw value."""
 
     def __init__(self, table: dict | None = None, columns=COLUMNS, parent=None):
         super().__init__(parent)
         self.columns = list(columns)
         self.table = table or {c: np.array([]) for c in self.columns}
+        self.sexagesimal = False
+        self._formats: dict = {}           # column -> cell_format, for the current choice
 
     def set_table(self, table: dict, columns=None) -> None:
         self.beginResetModel()
@@ -49,6 +57,22 @@ class ColumnTableModel(QAbstractTableModel):
             self.columns = list(columns)
         self.table = table
         self.endResetModel()
+
+    def set_sexagesimal(self, on: bool) -> None:
+        """Write RA/Dec as hh:mm:ss.sss / ±dd:mm:ss.ss (True) or degrees to 6 decimals."""
+        if bool(on) == self.sexagesimal:
+            return
+        self.sexagesimal = bool(on)
+        self._formats.clear()
+        if self.rowCount() and self.columnCount():
+            self.dataChanged.emit(self.index(0, 0),
+                                  self.index(self.rowCount() - 1, self.columnCount() - 1),
+                                  [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole])
+
+    def _format(self, column: str):
+        if column not in self._formats:
+            self._formats[column] = cell_format(column, self.sexagesimal)
+        return self._formats[column]
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.table[self.columns[0]])
@@ -59,11 +83,10 @@ class ColumnTableModel(QAbstractTableModel):
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
-        value = self.table[self.columns[index.column()]][index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            if isinstance(value, (float, np.floating)):
-                return f"{value:.4g}"
-            return str(value)
+        column = self.columns[index.column()]
+        value = self.table[column][index.row()]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return self._format(column)(value)
         if role == Qt.ItemDataRole.UserRole:       # the raw value
             return value.item() if isinstance(value, np.generic) else value
         return None
@@ -74,6 +97,20 @@ class ColumnTableModel(QAbstractTableModel):
         return None
 
 
+def legend_row(plot: pg.PlotWidget, entries) -> pg.LegendItem:
+    """A legend in a row of its own under the plot's bottom axis: pyqtgraph's `addLegend` floats
+    one inside the view box, where it hid the curves it names (the counts of a class run along
+    any height; a precision of 0.15 sits where a bottom-left legend was)."""
+    entries = list(entries)
+    legend = pg.LegendItem(colCount=len(entries), horSpacing=6, verSpacing=-8,
+                           labelTextSize="8pt")
+    for item, name in entries:
+        legend.addItem(item, name)
+    plot.plotItem.layout.addItem(legend, LEGEND_ROW, 0, 1, 3)      # under the axes, all across
+    plot.plotItem.layout.setAlignment(legend, Qt.AlignmentFlag.AlignHCenter)
+    return legend
+
+
 class PrecisionPlot(pg.PlotWidget):
     def __init__(self, parent=None):
         super().__init__(parent, title="precision of the predicted targets")
@@ -82,10 +119,10 @@ class PrecisionPlot(pg.PlotWidget):
         self.setYRange(0, 1.05)
         self.getAxis("bottom").enableAutoSIPrefix(False)
         self.getAxis("bottom").setTickSpacing(1, 1)
-        self.addLegend(offset=(10, -10), brush=(0, 0, 0, 160))     # bottom left: above is 0.8
-        self.precision_curve = self.plot(pen="g", symbol="o", name="precision")
-        self.lower_curve = self.plot(pen=pg.mkPen("y", style=Qt.PenStyle.DashLine), symbol="t",
-                                     name="lower bound")
+        self.precision_curve = self.plot(pen="g", symbol="o")
+        self.lower_curve = self.plot(pen=pg.mkPen("y", style=Qt.PenStyle.DashLine), symbol="t")
+        self.legend = legend_row(self, ((self.precision_curve, "precision"),
+                                        (self.lower_curve, "lower bound")))
         # the label ends at the right edge (centred on it, half of it was cut off)
         self.threshold_line = pg.InfiniteLine(
             angle=0, pen=pg.mkPen("r"), label="threshold {value:.2f}",
@@ -138,16 +175,16 @@ class ClassCountsPlot(pg.PlotWidget):
         self.setLogMode(y=True)
         self.getAxis("bottom").enableAutoSIPrefix(False)
         self.getAxis("bottom").setTickSpacing(1, 1)
-        # one legend entry per class (the colour); the line style is in the title
-        self.addLegend(offset=(-10, 10), brush=(0, 0, 0, 160))
         self.labelled_curves, self.predicted_curves = [], []
-        for name, colour in zip(CLASS_NAMES, CLASS_COLOURS):
+        for colour in CLASS_COLOURS:
             self.labelled_curves.append(self.plot(
                 pen=pg.mkPen(colour, width=2), symbol="o", symbolBrush=colour,
-                name=name, connect="finite"))
+                connect="finite"))
             self.predicted_curves.append(self.plot(
                 pen=pg.mkPen(colour, style=Qt.PenStyle.DashLine), symbol="t", symbolBrush=colour,
                 connect="finite"))
+        # one legend entry per class (the colour); the line style is in the title
+        self.legend = legend_row(self, zip(self.labelled_curves, CLASS_NAMES))
         self.iterations = np.array([], dtype=np.int64)
         self.labelled = np.empty((0, N_CLASSES))
         self.predicted = np.empty((0, N_CLASSES))
@@ -167,28 +204,54 @@ class ClassCountsPlot(pg.PlotWidget):
 
 
 class EntropyHistogram(pg.PlotWidget):
-    """The entropy of the latest pool scores, as a step histogram with log counts."""
+    """The entropy of the latest pool scores, as a step histogram with log counts, and a line
+    where the oracle batch starts: the spectra right of it are the ones a person labels."""
 
     def __init__(self, parent=None):
-        super().__init__(parent, title="entropy of the pool",
-                         axisItems={"left": DecadeLogAxis("left")})
+        super().__init__(parent, axisItems={"left": DecadeLogAxis("left")})
         self.setLabel("bottom", "entropy H (nats)")
         self.setLabel("left", "spectra")
         self.setLogMode(y=True)
+        self.setXRange(0.0, MAX_ENTROPY)
         self.curve = self.plot(stepMode="center", pen=pg.mkPen((80, 180, 255)),
                                fillLevel=0, brush=(80, 180, 255, 90))
+        # the label left of the line: the batch lies near ln 3, the right edge
+        self.batch_line = pg.InfiniteLine(
+            angle=90, pen=pg.mkPen((255, 140, 60), style=Qt.PenStyle.DashLine), label=" ",
+            labelOpts={"position": 0.92, "anchors": [(1, 0), (1, 0)],
+                       "color": (255, 140, 60)})
+        self.addItem(self.batch_line)
+        self.batch_line.setVisible(False)
         self.edges = entropy_edges()
         self.counts = np.zeros(ENTROPY_BINS, dtype=np.int64)
+        self._title("not scored yet")
+
+    def _title(self, what: str) -> None:
+        # 9pt: at the default size the 12pt title of a scores file's name was cut at both ends
+        self.setTitle(f"entropy of the pool ({what})", size="9pt")
 
     def set_histogram(self, counts: np.ndarray | None, scores_name: str | None) -> None:
         self.counts = (np.zeros(ENTROPY_BINS, dtype=np.int64) if counts is None
                        else np.asarray(counts))
         if counts is None:
             self.curve.setData([], [])
-            self.setTitle("entropy of the pool (not scored yet)")
+            self._title("not scored yet")
+            self.set_batch_start(None)
             return
         self.curve.setData(self.edges, self.counts.astype(float))
-        self.setTitle(f"entropy of the pool ({scores_name or 'latest scores'})")
+        self._title(scores_name or "latest scores")
+
+    def set_batch_start(self, entropy: float | None, size: int = 0,
+                        queried: bool = False) -> None:
+        """Mark the entropy of the least uncertain spectrum of the oracle batch (None: no
+        mark): the chosen batch, or the `size` most uncertain unlabelled spectra a query
+        would take."""
+        self.batch_line.setVisible(entropy is not None)
+        if entropy is None:
+            return
+        self.batch_line.setValue(entropy)
+        which = "oracle batch" if queried else "next batch"
+        self.batch_line.label.setFormat(f"{which} ({size}): H ≥ {entropy:.3f}")
 
 
 class Dashboard(QWidget):
@@ -198,6 +261,7 @@ class Dashboard(QWidget):
     refreshed = pyqtSignal(object)      # the DashboardData, after the widgets show it
     exported = pyqtSignal(str)          # the path written
     failed = pyqtSignal(str)            # the text shown in the status line
+    row_activated = pyqtSignal(int)     # the pool_index of a row double-clicked: its spectrum
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -220,27 +284,29 @@ class Dashboard(QWidget):
         self.summary.setWordWrap(True)
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        self.filter = QLineEdit()
-        # numbers are not searched: a substring of '0.1234' is no way to find candidates
-        self.filter.setPlaceholderText("filter candidates (text columns: name, designation, "
-                                       "class, origin, source)")
-        self.filter.setClearButtonEnabled(True)
         self.export_button = QPushButton("Export candidates…")
         self.export_rejected_button = QPushButton("Export rejected…")
         self.model = ColumnTableModel()
         self.proxy = ArraySortFilterProxy(self)      # header clicks call its sort()
         self.proxy.setSourceModel(self.model)
-        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        # numbers are compared, not searched: a substring of '0.1234' finds no candidate
+        self.filter_box = FilterBox(self.model, self.proxy,
+                                    "filter: words (name, class, origin…) and comparisons, "
+                                    "e.g. single and p_double > 0.9 and snr > 20")
+        self.filter = self.filter_box.edit
+        self.coordinates_button = coordinates_button(self.model)
         self.table = catalogue_table_view(self.proxy)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.doubleClicked.connect(self._row_double_clicked)
 
         plots = QHBoxLayout()
         for p in (self.plot, self.counts_plot, self.entropy_plot):
             plots.addWidget(p, 1)
         row = QHBoxLayout()
-        row.addWidget(self.filter, 1)
-        row.addWidget(self.export_button)
-        row.addWidget(self.export_rejected_button)
+        row.addWidget(self.filter_box, 1)
+        row.addWidget(self.coordinates_button, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(self.export_rejected_button, 0, Qt.AlignmentFlag.AlignTop)
         layout = QVBoxLayout(self)
         layout.addLayout(plots, 1)
         layout.addWidget(self.summary)
@@ -301,6 +367,8 @@ class Dashboard(QWidget):
         self.plot.set_estimates(data.estimates, data.threshold)
         self.counts_plot.set_counts(data.iterations, data.labelled_counts, data.predicted_counts)
         self.entropy_plot.set_histogram(data.entropy_counts, data.scores_name)
+        self.entropy_plot.set_batch_start(data.batch_entropy, data.batch_size,
+                                          data.batch_queried)
         self._show_candidates(data.candidates)
         self.summary.setText(self._summary_text(data))
         self._update_buttons()
@@ -349,6 +417,11 @@ class Dashboard(QWidget):
             return None
         row = self.proxy.mapToSource(index).row()
         return int(self.model.table["pool_index"][row]) if row >= 0 else None
+
+    def _row_double_clicked(self, index) -> None:
+        row = self.proxy.mapToSource(index).row()
+        if row >= 0 and "pool_index" in self.model.table:
+            self.row_activated.emit(int(self.model.table["pool_index"][row]))
 
     def select_pool_index(self, pool_index: int) -> bool:
         """Make the row of `pool_index` current (False if not a candidate or filtered out)."""
@@ -407,11 +480,11 @@ class Dashboard(QWidget):
     def filtered_view(self) -> tuple[np.ndarray | None, str]:
         """(the pool indices of the candidates the filter shows, 'filter: …'), or (None, "")
         when no filter is set: every candidate. Export and SAMP's Send table use it."""
-        text = self.proxy.filterFixedString()
-        if not text or "pool_index" not in self.model.table:
+        shown = self.proxy.table_filter()
+        if shown.is_empty or "pool_index" not in self.model.table:
             return None, ""
         rows = np.sort(np.asarray(self.proxy.view_to_source, dtype=np.int64))
-        return np.asarray(self.model.table["pool_index"])[rows], f"filter: '{text}'"
+        return np.asarray(self.model.table["pool_index"])[rows], shown.describe()
 
     def _exported(self, result: dict, selection: str = "") -> None:
         what = (f"{result['rows']} of {result['of']} {result['table']} ({selection})"

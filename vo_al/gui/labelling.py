@@ -1,8 +1,14 @@
-"""The labelling view: one pending spectrum at a time, keys 1/2/3 label, Backspace undoes.
+"""The labelling view: the current iteration's batch and sample in a list beside the spectrum;
+keys 1/2/3 label the spectrum on screen, labelled or not, and Backspace undoes the last label.
 
-Labels go straight through `ActiveLearningSession.label` (durable per label). The oracle batch
-(training data) and the precision sample (a test sample, NOT training data) are shown with a
-different banner and colour so the expert always knows which one they are labelling.
+Labels go straight through `ActiveLearningSession.relabel` (durable per label): any spectrum of
+the list can be labelled again, by a click on its row or the arrow keys, until the labels lock
+(an estimate or the finish; a key then says why it did nothing). A line under the spectrum says
+what each key recorded and what Backspace undid. The oracle batch (training data) and the
+precision sample (a test sample, NOT training data) are shown with a different banner and
+colour, in the list too, so the expert always knows which one they are labelling. With the
+preference `blind_precision_sample` the model's probabilities are not shown for the precision
+sample: seen, they can bias the verdicts the precision estimate is made from.
 
 The 140-point window comes from the memory-mapped pool at once; the whole spectrum comes from its
 source file or URL, read (or downloaded) on background threads by a `SpectrumPrefetcher` for the
@@ -11,57 +17,60 @@ spectrum on screen and the next few, so a key press never waits for a file or a 
 
 from __future__ import annotations
 
-import weakref
-from functools import partial
-
-
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PyQt6.QtGui import QColor
+from PyQt6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QSizePolicy,
+                             QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from vo_al.core.base.errors import VoAlError
-from vo_al.core.vo.harvest import project_cache_folder
 from vo_al.core.session.preferences import DEFAULT_LABEL_KEYS, UserPreferences
-from vo_al.core.spectra.preprocess import HALPHA_VAC, HEI_6678_VAC, window_grid
-from vo_al.core.session.loop import PRECISION_PURPOSE, PendingLabel
+from vo_al.core.spectra.preprocess import window_grid
+from vo_al.core.session.loop import PRECISION_PURPOSE, PURPOSE_NAMES, QUERY_PURPOSE, BatchLabel
 from vo_al.core.learning.classes import CLASS_NAMES
 from vo_al.core.vo.prefetch import SpectrumPrefetcher
 from vo_al.core.learning.strategies import entropy_score
 
+from vo_al.gui.spectrum_view import WholeSpectrumPlot, window_plot
+
 QUERY_BANNER = "oracle batch — training data"
 PRECISION_BANNER = "precision sample — not training data"
-_BANNER_STYLE = {
-    "query": "background:#1f5f99; color:white; font-weight:bold; padding:4px",
-    "precision": "background:#b35900; color:white; font-weight:bold; padding:4px",
-}
+BLIND_TEXT = ("probabilities hidden while you label the precision sample (your preference: "
+              "blind precision sample)")
+_PURPOSE_COLOUR = {QUERY_PURPOSE: "#1f5f99", PRECISION_PURPOSE: "#b35900"}
+_BANNER_STYLE = {purpose: f"background:{colour}; color:white; font-weight:bold; padding:4px"
+                 for purpose, colour in _PURPOSE_COLOUR.items()}
+# the label list: its columns, and the set a spectrum belongs to in one word (colour-coded)
+LIST_COLUMNS = ("#", "spectrum", "set", "label")
+_SET_WORDS = {QUERY_PURPOSE: "batch", PRECISION_PURPOSE: "sample"}
+WAITING = "waiting"
 
 
 def help_text(keys: str) -> str:
     names = " · ".join(f"{k} {name}" for k, name in zip(keys, CLASS_NAMES))
-    return f"{names} · Backspace undo · ←/→ move"
+    return f"{names} · Backspace undo · ↑/↓ or a click: any spectrum of the list, to relabel"
 
 
 class LabellingView(QWidget):
-    labelled = pyqtSignal(object, int)      # PendingLabel, label
+    labelled = pyqtSignal(object, int)      # BatchLabel as recorded, label
     undone = pyqtSignal(object)             # (kind, pool_index, label) from the store
-    current_changed = pyqtSignal(object)    # PendingLabel or None
+    current_changed = pyqtSignal(object)    # BatchLabel or None
     failed = pyqtSignal(str, object)        # what failed, the exception
     refused = pyqtSignal(str)               # why a key did nothing (labels locked)
     spectrum_shown = pyqtSignal(str)        # the source whose whole spectrum (or error) is drawn
-    _loaded = pyqtSignal(str)               # from a prefetch thread: that source's future is done
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = None
-        self.items: list[PendingLabel] = []
+        self.items: list[BatchLabel] = []
         self.position = 0
         self._proba = None
+        self._locked: str | None = None         # why the labels cannot change now, if they cannot
         self.label_keys = DEFAULT_LABEL_KEYS
         self.prefetch_count = UserPreferences().prefetch
+        self.blind_precision_sample = UserPreferences().blind_precision_sample
         self.prefetcher = SpectrumPrefetcher(None)
-        self._source_on_screen = ""
-        self._loaded.connect(self._on_loaded)     # queued: the slot runs on the GUI thread
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
         self.banner = QLabel("no spectra waiting for a label")
@@ -69,69 +78,104 @@ class LabellingView(QWidget):
         self.title = QLabel("")
         self.info = QLabel("")
         self.help = QLabel(help_text(self.label_keys))
-        self.notice = QLabel("")                # why the last key did nothing, if it did not
+        # what the last key recorded, what Backspace undid, or why a key did nothing
+        self.notice = QLabel("")
         self.notice.setWordWrap(True)
-        self.window_plot = pg.PlotWidget(title="preprocessed window")
-        self.full_plot = pg.PlotWidget(title="whole spectrum")
-        for plot in (self.window_plot, self.full_plot):
-            plot.setLabel("bottom", "wavelength (vacuum)", units="Å")
-            plot.getPlotItem().setMenuEnabled(False)
-            plot.getAxis("bottom").enableAutoSIPrefix(False)
-            for wl, name in ((HALPHA_VAC, "Hα"), (HEI_6678_VAC, "He I 6678")):
-                # named in the window only: 114 Å apart they overlap on the whole spectrum
-                plot.addItem(pg.InfiniteLine(wl, angle=90,
-                                             label=name if plot is self.window_plot else None,
-                                             pen=pg.mkPen("r", style=Qt.PenStyle.DashLine),
-                                             labelOpts={"position": 0.9}))
+        self.window_plot = window_plot()           # the plots of every tab (spectrum_view)
+        self.full_plot = WholeSpectrumPlot()
+        self.full_plot.shown.connect(self.spectrum_shown)
         self.window_curve = self.window_plot.plot(pen=pg.mkPen("w", width=1.5))
-        self.full_curve = self.full_plot.plot(pen=pg.mkPen("c"))
-        for w in (self.window_plot, self.full_plot):
-            w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.full_curve = self.full_plot.curve
 
-        layout = QVBoxLayout(self)
+        spectrum = QWidget()
+        layout = QVBoxLayout(spectrum)
+        layout.setContentsMargins(0, 0, 0, 0)
         for w in (self.banner, self.title, self.info, self.help, self.notice):
             w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
             layout.addWidget(w)
         self.banner.setMinimumHeight(2 * self.banner.fontMetrics().height())
         layout.addWidget(self.window_plot, 2)
         layout.addWidget(self.full_plot, 1)
+
+        self.list_summary = QLabel("")
+        self.list_summary.setWordWrap(True)
+        self.label_list = _label_list()
+        self.label_list.cellClicked.connect(self._row_clicked)
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.addWidget(self.list_summary)
+        side_layout.addWidget(self.label_list, 1)
+        # room for the set and the label beside a survey file name shortened in the middle
+        side.setMinimumWidth(48 * self.label_list.fontMetrics().averageCharWidth())
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(spectrum)
+        splitter.addWidget(side)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        splitter.setChildrenCollapsible(False)
+        splitter.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        outer = QHBoxLayout(self)
+        outer.addWidget(splitter)
         self._grid = window_grid()
 
     # -- model -------------------------------------------------------------------------------
     def set_session(self, session) -> None:
         self.session = session
         self.prefetcher.close()
-        cache = limits = None
         if session is not None:
             self._grid = window_grid(session.project.settings.preprocess)
-            cache = project_cache_folder(session.project.folder)
-            limits = session.project.settings.limits      # the bound on each file read
-        self.prefetcher = SpectrumPrefetcher(cache, limits=limits)
-        self.refresh()
+        # reads within the project's limits, downloads into its harvest cache
+        self.prefetcher = SpectrumPrefetcher.for_project(
+            session.project if session is not None else None)
+        self.notice.setText("")             # nothing of another project's keys
+        self._load()
+        self.position = self._next_waiting(0) or 0
+        self._show()
 
     def set_preferences(self, prefs: UserPreferences) -> None:
-        """Label keys and read-ahead depth from the user's preferences (validated there)."""
+        """Label keys, read-ahead depth and the blind precision sample from the user's
+        preferences (validated there)."""
         prefs.validate()
         self.label_keys = prefs.label_keys
         self.prefetch_count = int(prefs.prefetch)
-        self.help.setText(help_text(self.label_keys))
+        self.blind_precision_sample = prefs.blind_precision_sample
+        self.help.setText(self._help_text())
+        item = self.current()
+        if item is not None:
+            self.info.setText(self._info_text(item))
 
     def closeEvent(self, event) -> None:
         self.prefetcher.close()
         super().closeEvent(event)
 
-    def current(self) -> PendingLabel | None:
+    def current(self) -> BatchLabel | None:
         return self.items[self.position] if self.items else None
 
-    def refresh(self, keep: int | None = None) -> None:
-        """Re-read the pending list; stay on pool index `keep` (or the same position)."""
-        self.items = self.session.pending() if self.session is not None else []
-        self._proba = None
+    def waiting(self) -> list[BatchLabel]:
+        """The spectra of the list still waiting for a label."""
+        return [item for item in self.items if item.label is None]
+
+    def _load(self) -> None:
+        """Read the current iteration's batch and sample with their labels, and whether they
+        may change. After the finish the list is empty: the view then describes the final
+        model, not the last iteration (`_idle_text`)."""
+        self.items, self._proba, self._locked = [], None, None
+        session = self.session
+        if session is None:
+            return
+        self._locked = session.labels_locked()
+        if session.store.final_record() is None:
+            self.items = session.batch_labels()
         if self.items:
             try:
-                self._proba = self.session.probabilities()
+                self._proba = session.probabilities()
             except VoAlError:
                 self._proba = None
+
+    def refresh(self, keep: int | None = None) -> None:
+        """Re-read the list; stay on pool index `keep` (or the same position)."""
+        self._load()
         if keep is not None:
             index = [p.pool_index for p in self.items]
             self.position = index.index(keep) if keep in index else 0
@@ -139,28 +183,61 @@ class LabellingView(QWidget):
         self._show()
 
     def move(self, step: int) -> None:
+        """Move over the whole list (labelled spectra too), wrapping at its ends."""
         if self.items:
             self.position = (self.position + step) % len(self.items)
             self._show()
 
+    def go_to(self, position: int) -> None:
+        """Show the list's spectrum at `position` (a click on its row); the keys stay here."""
+        if 0 <= position < len(self.items):
+            self.position = position
+            self._show()
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
+
+    def _row_clicked(self, row: int, _column: int) -> None:
+        self.go_to(row)
+
+    def _next_waiting(self, start: int) -> int | None:
+        """The position of the first spectrum waiting for a label from `start` on, wrapping."""
+        n = len(self.items)
+        return next((p % n for p in range(start, start + n)
+                     if self.items[p % n].label is None), None)
+
     def label_current(self, label: int) -> None:
+        """Record `label` for the spectrum on screen (labelled already or not), say so, and go
+        on to the next one waiting (or, with none left, the next of the list)."""
         item = self.current()
         if item is None or self.session is None:
             return
+        key = self.label_keys[label]
+        locked = self.session.labels_locked()
+        if locked is not None:
+            # said in the view, where the key was pressed: not an error, the project's state
+            self.notice.setText(f"{key}: nothing recorded — {locked}")
+            self.refused.emit(locked)
+            return
         try:
-            self.session.label(item.pool_index, label)
+            recorded = self.session.relabel(item.pool_index, label)
         except Exception as exc:
             self.failed.emit(f"Labelling {item.name}", exc)
             return
-        self.labelled.emit(item, label)
-        self.refresh()         # the labelled spectrum leaves the list: the same position is the next
+        was = "" if item.label is None else f" (was {CLASS_NAMES[item.label]})"
+        self.notice.setText(f"{key} {CLASS_NAMES[label]} → {item.name}{was}")
+        self._load()
+        after = self._next_waiting(self.position + 1)
+        self.position = after if after is not None else min(self.position + 1,
+                                                             len(self.items) - 1)
+        self._show()
+        self.labelled.emit(recorded, label)
 
     def undo(self) -> None:
+        """Remove the most recent label of the iteration (Backspace); its spectrum is shown,
+        waiting again, and the line says what was undone."""
         if self.session is None:
             return
         locked = self.session.labels_locked()
         if locked is not None:
-            # said in the view, where the key was pressed: not an error, the project's state
             self.notice.setText(f"Backspace: nothing undone — {locked}")
             self.refused.emit(locked)
             return
@@ -169,9 +246,18 @@ class LabellingView(QWidget):
         except Exception as exc:
             self.failed.emit("Undoing the last label", exc)
             return
-        if undone is not None:
-            self.refresh(keep=int(undone[1]))
-            self.undone.emit(undone)
+        if undone is None:
+            self.notice.setText("Backspace: nothing to undo — no label recorded in this "
+                                "iteration")
+            return
+        kind, index, label = undone
+        self.refresh(keep=int(index))
+        item = self.current()
+        where = PURPOSE_NAMES[PRECISION_PURPOSE if kind == "precision" else QUERY_PURPOSE]
+        name = item.name if item is not None and item.pool_index == index else f"pool #{index}"
+        self.notice.setText(f"Backspace: removed {CLASS_NAMES[label]} from {name} ({where}); "
+                            "it waits for a label again")
+        self.undone.emit(undone)
 
     # -- view --------------------------------------------------------------------------------
     def label_for_key(self, text: str) -> int | None:
@@ -188,9 +274,9 @@ class LabellingView(QWidget):
             self.label_current(label)
         elif key == Qt.Key.Key_Backspace:
             self.undo()
-        elif key == Qt.Key.Key_Left:
+        elif key in (Qt.Key.Key_Left, Qt.Key.Key_Up):
             self.move(-1)
-        elif key == Qt.Key.Key_Right:
+        elif key in (Qt.Key.Key_Right, Qt.Key.Key_Down):
             self.move(1)
         else:
             super().keyPressEvent(event)
@@ -198,7 +284,8 @@ class LabellingView(QWidget):
     def _show(self) -> None:
         item = self.current()
         self.current_changed.emit(item)
-        self.notice.setText("")
+        self._fill_list()
+        self.help.setText(self._help_text())
         if item is None:
             self.banner.setText("no spectra waiting for a label")
             self.banner.setStyleSheet("")
@@ -210,14 +297,13 @@ class LabellingView(QWidget):
         purpose = item.purpose
         self.banner.setText(PRECISION_BANNER if purpose == PRECISION_PURPOSE else QUERY_BANNER)
         self.banner.setStyleSheet(_BANNER_STYLE[purpose])
-        n_query = sum(1 for p in self.items if p.purpose != PRECISION_PURPOSE)
+        recorded = WAITING if item.label is None else f"labelled {CLASS_NAMES[item.label]}"
         self.title.setText(f"{item.name}  (pool #{item.pool_index})  —  {self.position + 1} of "
-                           f"{len(self.items)} waiting ({n_query} oracle, "
-                           f"{len(self.items) - n_query} precision)")
+                           f"{len(self.items)} · {PURPOSE_NAMES[purpose]} · {recorded}")
         pool = self.session.project.pool
         row = pool.rows(np.array([item.pool_index]))[0]
         self.window_curve.setData(self._grid, row)
-        self.info.setText(self._probability_text(item.pool_index))
+        self.info.setText(self._info_text(item))
         ahead = [self.items[(self.position + k) % len(self.items)].pool_index
                  for k in range(min(len(self.items), 1 + self.prefetch_count))]
         sources = [str(s) for s in pool.metadata(np.array(ahead), ["source"])["source"]]
@@ -243,6 +329,46 @@ class LabellingView(QWidget):
             return locked
         return ""
 
+    def _help_text(self) -> str:
+        if self._locked is not None and self.items:
+            return f"read only: {self._locked}"
+        return help_text(self.label_keys)
+
+    def _fill_list(self) -> None:
+        """The label list: one row per spectrum of the batch and sample, the one on screen
+        selected; the set coloured as its banner, the label recorded or 'waiting'."""
+        table = self.label_list
+        table.setRowCount(len(self.items))
+        for row, item in enumerate(self.items):
+            label = WAITING if item.label is None else CLASS_NAMES[item.label]
+            for column, text in enumerate((str(row + 1), item.name, _SET_WORDS[item.purpose],
+                                           label)):
+                cell = table.item(row, column)
+                if cell is None:
+                    cell = QTableWidgetItem()
+                    table.setItem(row, column, cell)
+                cell.setText(text)
+            table.item(row, 1).setToolTip(item.name)
+            purpose = table.item(row, 2)
+            purpose.setBackground(QColor(_PURPOSE_COLOUR[item.purpose]))
+            purpose.setForeground(QColor("white"))
+            purpose.setToolTip(PURPOSE_NAMES[item.purpose])
+            table.item(row, 3).setForeground(QColor("gray" if item.label is None else "black"))
+        if self.items:
+            table.setCurrentCell(self.position, 0)
+            table.scrollToItem(table.item(self.position, 0))
+        waiting = self.waiting()
+        by_set = {p: sum(1 for i in waiting if i.purpose == p) for p in _SET_WORDS}
+        self.list_summary.setText(
+            f"{len(self.items) - len(waiting)} of {len(self.items)} labelled · {len(waiting)} "
+            f"waiting ({by_set[QUERY_PURPOSE]} batch, {by_set[PRECISION_PURPOSE]} sample)"
+            if self.items else "no batch to label in this iteration")
+
+    def _info_text(self, item: BatchLabel) -> str:
+        if self.blind_precision_sample and item.purpose == PRECISION_PURPOSE:
+            return BLIND_TEXT
+        return self._probability_text(item.pool_index)
+
     def _probability_text(self, pool_index: int) -> str:
         if self._proba is None:
             return "not scored"
@@ -253,46 +379,26 @@ class LabellingView(QWidget):
 
     def show_source(self, source: str) -> None:
         """Draw `source`'s whole spectrum now if it has been read, else as soon as it is."""
-        source = str(source)
-        self._source_on_screen = source
-        future = self.prefetcher.request(source)
-        if future.done():
-            self._draw(source, future)
-            return
-        self.full_curve.setData([], [])
-        self.full_plot.setTitle(f"whole spectrum: loading {_short_name(source)}…")
-        future.add_done_callback(partial(_notify_loaded, weakref.ref(self), source))
-
-    def _on_loaded(self, source: str) -> None:
-        if source == self._source_on_screen:        # the expert may have moved on meanwhile
-            self._draw(source, self.prefetcher.request(source))
-
-    def _draw(self, source: str, future) -> None:
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is not None:
-            self.full_curve.setData([], [])
-            reason = str(exc) if isinstance(exc, VoAlError) else f"{type(exc).__name__}: {exc}"
-            self.full_plot.setTitle(f"whole spectrum not available: {reason}")
-        else:
-            spectrum = future.result()
-            self.full_curve.setData(np.asarray(spectrum.wavelength), np.asarray(spectrum.flux))
-            self.full_plot.setTitle(f"whole spectrum: {_short_name(source)}")
-        self.spectrum_shown.emit(source)
+        self.full_plot.show_source(source, self.prefetcher)
 
 
-def _notify_loaded(view_ref, source: str, _future) -> None:
-    """On the prefetch thread. A weak reference: a pending download must not keep a closed view
-    alive, and the view may be gone by the time the file arrives."""
-    view = view_ref()
-    if view is None:
-        return
-    try:
-        view._loaded.emit(source)
-    except RuntimeError:            # wrapped C/C++ object deleted: nobody to show it to
-        pass
-
-
-def _short_name(source: str) -> str:
-    return source.rstrip("/").rsplit("/", 1)[-1] or source
+def _label_list() -> QTableWidget:
+    """A compact read-only table of LIST_COLUMNS; rows are chosen by a click, and it never
+    takes the keyboard (the keys label in the view)."""
+    table = QTableWidget(0, len(LIST_COLUMNS))
+    table.setHorizontalHeaderLabels(LIST_COLUMNS)
+    table.verticalHeader().setVisible(False)
+    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 6)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    table.setWordWrap(False)
+    table.setTextElideMode(Qt.TextElideMode.ElideMiddle)    # a name's both ends tell them apart
+    # the row on screen stands out although the table never has the focus
+    table.setStyleSheet("QTableWidget::item:selected { background: #ffd54f; color: black; }")
+    header = table.horizontalHeader()
+    for column in range(len(LIST_COLUMNS)):
+        header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+    return table

@@ -25,11 +25,13 @@ from vo_al.core.demo.simulate import SimulationConfig, demo_config, demo_setting
 
 from vo_al.gui.crossmatch_panel import CrossmatchPanel
 from vo_al.gui.dashboard import Dashboard
+from vo_al.gui.label_grid import add_grid_mode
 from vo_al.gui.labelling import LabellingView
 from vo_al.gui.samp_panel import SampPanel
 from vo_al.gui.settings_dialog import SettingsDialog
 from vo_al.gui.step_jobs import step_job_factory
 from vo_al.gui.sources_panel import SourcesPanel
+from vo_al.gui.spectrum_view import SpectrumView
 from vo_al.gui.progress_line import ProgressLine
 from vo_al.gui.workers import JobRunner, JobWorker, error_text
 
@@ -91,6 +93,7 @@ class MainWindow(QMainWindow):
         self.jobs.finished.connect(self._job_finished)
 
         self.labelling = LabellingView()
+        self.label_grid = add_grid_mode(self.labelling)
         self.labelling.set_preferences(self.prefs)
         self.dashboard = Dashboard()
         tabs = QTabWidget()
@@ -138,6 +141,8 @@ class MainWindow(QMainWindow):
             button.clicked.connect(lambda _=False, n=name: self.run_step(n))
         self.panel.cancel_button.clicked.connect(self.cancel_job)
         self._add_samp()
+        self._add_spectrum_window()
+        self._add_coordinates_toggle()
         self.labelling.labelled.connect(lambda *_: self.refresh())
         self.labelling.undone.connect(lambda *_: self.refresh())
         self.labelling.failed.connect(self.show_error)
@@ -170,6 +175,33 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"{added} spectra added to the pool")
         self.dashboard.refresh(self.session)
         self.refresh(keep_status=True)
+
+    def _add_spectrum_window(self) -> None:
+        """A double-click on a row of the candidates or a cross-match table shows its spectrum
+        in one window, reused for every row; it never blocks this one."""
+        self.spectrum_window = SpectrumView(self)
+        self.dashboard.row_activated.connect(self.show_spectrum)
+        self.crossmatch.row_activated.connect(self.show_spectrum)
+
+    def show_spectrum(self, pool_index: int) -> None:
+        self.spectrum_window.show_pool_index(pool_index)
+        self.spectrum_window.show()
+        self.spectrum_window.raise_()
+
+    def _add_coordinates_toggle(self) -> None:
+        """One RA/Dec choice for every table (the View menu and each table's 'hh:mm:ss'
+        button are the one action), kept in the preferences."""
+        action = QAction("&Sexagesimal RA/Dec (hh:mm:ss.sss, ±dd:mm:ss.ss)", self)
+        action.setIconText("hh:mm:ss")
+        action.setToolTip("RA/Dec as hh:mm:ss.sss / ±dd:mm:ss.ss instead of degrees")
+        action.setCheckable(True)
+        for panel in (self.dashboard, self.crossmatch):
+            panel.coordinates_button.setDefaultAction(action)
+        action.setChecked(self.prefs.sexagesimal_coordinates)
+        action.toggled.connect(lambda on: self.update_preferences(
+            lambda p: setattr(p, "sexagesimal_coordinates", on)))
+        self.menuBar().addMenu("&View").addAction(action)
+        self.sexagesimal_action = action
 
     def _add_samp(self) -> None:
         self.samp = SampPanel()
@@ -322,11 +354,12 @@ class MainWindow(QMainWindow):
             self.crossmatch.clear(f"project {project.folder}: not cross-matched in this window "
                                   "yet")
         self.labelling.set_session(self.session)
+        self.spectrum_window.set_session(self.session)      # nothing of the last project
         self.crossmatch.use_project_catalogues(project.folder)
         self.samp.use_project(project.folder)
         self.dashboard.refresh(self.session)
         self.refresh()
-        if self.labelling.current() is not None:
+        if self.labelling.waiting():
             self.tabs.setCurrentWidget(self.labelling)      # spectra wait: label them first
         self._focus_labelling()
 
@@ -448,7 +481,7 @@ class MainWindow(QMainWindow):
         self.labelling.refresh()
         self.dashboard.refresh(self.session)
         self.refresh(keep_status=True)
-        if name == "query" and ok and self.labelling.current() is not None:
+        if name == "query" and ok and self.labelling.waiting():
             # the expert's next move is labelling: keys 1/2/3 go straight to the view
             self.tabs.setCurrentWidget(self.labelling)
             self.labelling.setFocus()
@@ -464,6 +497,7 @@ class MainWindow(QMainWindow):
         self.panel.cancel_button.setEnabled(running)
         self.sources.refresh()
         self.crossmatch.check_stale()       # a step or a label may have changed the candidates
+        self.spectrum_window.refresh_details()      # and the probabilities or label it shows
         if self.session is None or keep_status and self.status_label.text():
             return
         st = self.session.status()
@@ -506,6 +540,7 @@ class MainWindow(QMainWindow):
         self.crossmatch.shutdown()
         self.dashboard.shutdown()
         self.labelling.set_session(None)
+        self.spectrum_window.set_session(None)
         self.session = None
         if self.project is not None:
             self.project.close()

@@ -110,10 +110,17 @@ class SettingsDialog(QDialog):
         self.prefetch = QSpinBox()
         self.prefetch.setRange(0, 100)
         self.prefetch.setValue(int(prefs.prefetch))
+        self.blind_precision_sample = QCheckBox(
+            "hide the probabilities while I label the precision sample")
+        self.blind_precision_sample.setToolTip(
+            "seen, the model's probabilities can bias your verdicts, and so the precision "
+            "estimate made from them; the oracle batch still shows them")
+        self.blind_precision_sample.setChecked(prefs.blind_precision_sample)
         personal = QWidget()
         form = QFormLayout(personal)
         form.addRow("label keys (non-target, single, double)", self.label_keys)
         form.addRow("spectra read ahead", self.prefetch)
+        form.addRow("blind precision sample", self.blind_precision_sample)
         form.addRow("saved in", QLabel(str(preferences_path())))
         tabs.addTab(personal, "Preferences (you)")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
@@ -129,20 +136,23 @@ class SettingsDialog(QDialog):
     def apply(self) -> bool:
         """Validate and save everything, or nothing; on error the dialog stays open naming it."""
         keys, prefetch = self.label_keys.text(), self.prefetch.value()
+        blind = self.blind_precision_sample.isChecked()
         try:
-            UserPreferences(label_keys=keys, prefetch=prefetch).validate()
+            UserPreferences(label_keys=keys, prefetch=prefetch,
+                            blind_precision_sample=blind).validate()
             if self.project is not None:
                 pre = {} if self.preprocess_form.read_only else self.preprocess_form.changes()
                 self.project.change_settings(self.method_form.changes(), pre,
                                              self.limits_form.changes())
 
             def change(p):
-                p.label_keys, p.prefetch = keys, prefetch
+                p.label_keys, p.prefetch, p.blind_precision_sample = keys, prefetch, blind
 
             saved = update_preferences(change)
         except (VoAlError, OSError) as exc:
             self.error.setText(str(exc))
             return False
         self.prefs.label_keys, self.prefs.prefetch = saved.label_keys, saved.prefetch
+        self.prefs.blind_precision_sample = saved.blind_precision_sample
         self.accept()
         return True

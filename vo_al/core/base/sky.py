@@ -1,8 +1,15 @@
-"""Angles on the sky: the one angular separation every part of vo-al uses."""
+"""Angles on the sky: the one angular separation every part of vo-al uses, and positions
+written as people read them (decimal degrees or sexagesimal)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+DEGREE_DECIMALS = 6         # 0.0036″: finer than the astrometry of any survey vo-al reads
+RA_SECOND_DECIMALS = 3      # hh:mm:ss.sss, 0.015″ at the equator
+DEC_SECOND_DECIMALS = 2     # ±dd:mm:ss.ss, 0.01″
 
 
 def separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
@@ -41,3 +48,32 @@ def sexagesimal_degrees(text: str, hours: bool) -> float:
     numbers += [0.0] * (3 - len(numbers))
     degrees = numbers[0] + numbers[1] / 60.0 + numbers[2] / 3600.0
     return sign * degrees * (15.0 if hours and len(parts) > 1 else 1.0)
+
+
+def sexagesimal(value: float, decimals: int, signed: bool = False) -> str:
+    """`value` (hours or degrees) as 'HH:MM:SS.s…' with `decimals` of a second, '+' too when
+    `signed`. Rounded once, on the whole count of the last digit, so 59.9996 s carries into the
+    minute instead of showing as '60.000'."""
+    scale = 10 ** decimals
+    units = int(round(abs(value) * 3600 * scale))
+    whole, rest = divmod(units, 3600 * scale)
+    minutes, seconds = divmod(rest, 60 * scale)
+    sign = "-" if value < 0 and units else ("+" if signed else "")
+    second = f"{seconds // scale:02d}" + (f".{seconds % scale:0{decimals}d}" if decimals else "")
+    return f"{sign}{whole:02d}:{minutes:02d}:{second}"
+
+
+def ra_hms(ra_degrees: float, decimals: int = RA_SECOND_DECIMALS) -> str:
+    """Right ascension in degrees as 'hh:mm:ss.sss' (0 <= hours < 24: 359.99999999° is
+    '00:00:00.000', never '24:00:00.000'); '' for NaN."""
+    if not math.isfinite(ra_degrees):
+        return ""
+    text = sexagesimal((ra_degrees / 15.0) % 24.0, decimals)
+    return "00" + text[2:] if text.startswith("24:") else text
+
+
+def dec_dms(dec_degrees: float, decimals: int = DEC_SECOND_DECIMALS) -> str:
+    """Declination in degrees as '±dd:mm:ss.ss'; '' for NaN."""
+    if not math.isfinite(dec_degrees):
+        return ""
+    return sexagesimal(dec_degrees, decimals, signed=True)

@@ -1,8 +1,8 @@
 """Artefacts of the LAMOST-like pool: what a model trained on clean spectra mistakes for emission.
 
 Each one changes a spectrum's pixels in place: cosmic-ray spikes near Hα, the blue/red arm join,
-a bad join or flat-field residual inside the 6519-6732 Å window, gaps of dead pixels, and
-nebular or sky-residual lines.
+a bad join or flat-field residual inside the 6519-6732 Å window, gaps of dead pixels, nebular
+lines, and the residuals of the OH sky lines that a fibre's sky subtraction leaves.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import math
 import numpy as np
 
 from vo_al.core.demo.instruments import LAMOST_RESOLUTION
-from vo_al.core.demo.lines import C_KMS, NII_VAC, SII_VAC, add_line, instrument_sigma
+from vo_al.core.demo.lines import C_KMS, OH_VAC, add_line, instrument_sigma
 from vo_al.core.demo.stars import log_uniform
-from vo_al.core.spectra.preprocess import HALPHA_VAC
+from vo_al.core.spectra.lines import HALPHA_VAC, NII_VAC, SII_VAC
 
 
 def apply_arm_join(flux: np.ndarray, wl: np.ndarray, rng: np.random.Generator,
@@ -79,4 +79,27 @@ def add_nebular(flux, wl, continuum, rng, rv: float) -> None:
     acc = np.zeros_like(wl)
     for center, ratio in lines:
         add_line(acc, wl, center * shift, sign * strength * float(ratio), sigma, 0.0)
+    flux += acc * continuum
+
+
+def add_sky_residuals(flux, wl, continuum, rng, snr: float) -> None:
+    """What a fibre's sky subtraction leaves of the OH lines: a sky model scaled wrongly (every
+    line positive or every line negative), or shifted against the object's spectrum (each line a
+    positive and a negative lobe). Sky lines sit in the observer's frame, which the spectrum's
+    heliocentric correction moves by up to ±30 km/s; the fainter the star (the lower its S/N),
+    the larger the sky against its continuum."""
+    sigma = instrument_sigma(6570.0, LAMOST_RESOLUTION)
+    shift = 1.0 + float(rng.uniform(-30, 30)) / C_KMS
+    strength = log_uniform(rng, 0.1, 1.0) * max(1.0, 25.0 / snr)     # Å per line, continuum units
+    scale_error = rng.random() < 0.6
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    offset = float(rng.uniform(0.3, 1.0)) * sigma                     # Å, sky vs object
+    acc = np.zeros_like(wl)
+    for center in OH_VAC:
+        area = strength * float(rng.uniform(0.3, 1.0))
+        if scale_error:
+            add_line(acc, wl, center * shift, sign * area, sigma, 0.0)
+        else:
+            add_line(acc, wl, center * shift + offset / 2, area, sigma, 0.0)
+            add_line(acc, wl, center * shift - offset / 2, -area, sigma, 0.0)
     flux += acc * continuum

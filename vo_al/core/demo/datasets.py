@@ -27,8 +27,9 @@ from vo_al.core.demo.instruments import LAMOST_NPIX, ccd700_air_axis, lamost_wav
 from vo_al.core.demo.kinds import (KIND_LABEL, LABEL_DEFAULT_KIND, SINGLE_TO_DOUBLE,
                                    TRAINING_CLASS_FRACTIONS, PoolMix)
 from vo_al.core.demo.lines import C_KMS
-from vo_al.core.demo.observations import lamost_spectrum, make_ccd700_spectrum
+from vo_al.core.demo.observations import LamostSpectrum, lamost_spectrum, make_ccd700_spectrum
 from vo_al.core.spectra.preprocess import air_to_vacuum
+from vo_al.core.spectra.record import SpectrumMeta
 
 # ---------------------------------------------------------------- in-memory generators
 
@@ -81,6 +82,11 @@ def _children(seed, n: int) -> list:
     return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
+def child_rng(seed, i: int) -> np.random.Generator:
+    """`_children(seed, n)[i]`, made alone (for any n > i)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))
+
+
 def training_arrays(n: int, rng: np.random.Generator) -> SyntheticArrays:
     """n CCD700 spectra on one vacuum grid (fixed grating setting) with training-set classes."""
     labels = training_labels(n, rng)
@@ -124,14 +130,26 @@ def make_training_set(out_dir, n: int = 2000, seed: int = 0) -> Path:
     children = _children(seed, n)
     rows = []
     for i, (label, child) in enumerate(zip(labels, children)):
-        name = f"ccd700-{i:06d}.fits"
-        wl_air, flux = make_ccd700_spectrum(int(label), child)
-        ra = float(child.uniform(0, 360))
-        dec = float(np.degrees(np.arcsin(child.uniform(-0.3, 1))))    # northern sky
-        write_ccd700_fits(out / name, wl_air, flux, f"SYN {i:06d}", ra, dec)
-        rows.append((name, int(label)))
+        wl_air, flux, meta = training_spectrum(i, int(label), child)
+        write_ccd700_fits(out / meta.name, wl_air, flux, meta.designation, meta.ra, meta.dec)
+        rows.append((meta.name, int(label)))
     _write_csv(out / "labels.csv", ["name", "label"], rows)
     return out
+
+
+def training_spectrum(i: int, label: int, child: np.random.Generator, rv: float | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, SpectrumMeta]:
+    """Training spectrum i: (air wavelength, flux, what its file's header says: name, object,
+    position); `rv` replaces the star's own draw."""
+    wl_air, flux = make_ccd700_spectrum(label, child, rv)
+    ra = float(child.uniform(0, 360))
+    dec = float(np.degrees(np.arcsin(child.uniform(-0.3, 1))))    # northern sky
+    return wl_air, flux, SpectrumMeta(name=training_name(i), designation=f"SYN {i:06d}",
+                                      ra=ra, dec=dec)
+
+
+def training_name(i: int) -> str:
+    return f"ccd700-{i:06d}.fits"
 
 
 @dataclass
@@ -166,6 +184,53 @@ def _fibre_position(plate: Plate, rng: np.random.Generator) -> tuple[float, floa
     return ra, dec
 
 
+@dataclass
+class PoolLayout:
+    """Where a pool's n spectra come from: their kinds, plates and per-spectrum seeds."""
+
+    seed: int
+    kinds: list
+    plates: list
+
+    @classmethod
+    def draw(cls, n: int, rng: np.random.Generator, seed: int, target_fraction: float,
+             mix: PoolMix | None) -> "PoolLayout":
+        return cls(seed, pool_kinds(n, rng, target_fraction, mix), _plates(n, rng))
+
+    @property
+    def fibres_per_plate(self) -> int:
+        return -(-len(self.kinds) // len(self.plates))
+
+    def file_name(self, i: int) -> str:
+        """The LAMOST file name of spectrum i: spec-LMJD-PLANID_spSS-FFF.fits."""
+        plate = self.plates[i // self.fibres_per_plate]
+        slot = i % self.fibres_per_plate
+        return f"spec-{plate.lmjd}-{plate.planid}_sp{1 + slot // 250:02d}-{1 + slot % 250:03d}.fits"
+
+    def child(self, i: int) -> np.random.Generator:
+        """Spectrum i's own generator."""
+        return child_rng(self.seed, i)
+
+    def spectrum(self, i: int, child: np.random.Generator, snr: float | None = None,
+                 rv: float | None = None) -> tuple[LamostSpectrum, LamostHeader]:
+        """Spectrum i of kind kinds[i] and its header (no truth in it: CLASS is 'STAR');
+        `snr` and `rv` replace the demo's own draws where given."""
+        kind = self.kinds[i]
+        plate = self.plates[i // self.fibres_per_plate]
+        slot = i % self.fibres_per_plate
+        spectrum = lamost_spectrum(KIND_LABEL[kind], child, kind, snr=snr, rv=rv)
+        ra, dec = _fibre_position(plate, child)
+        header = LamostHeader(
+            obsid=100_000_000 + i, ra=round(ra, 6), dec=round(dec, 6),
+            subclass=spectrum.star.subclass(child),
+            z=round(spectrum.star.rv / C_KMS, 8), snr_r=spectrum.snr,
+            snr_g=spectrum.snr * float(child.uniform(0.4, 0.9)),
+            objname=str(int(child.integers(10 ** 14, 10 ** 15))), planid=plate.planid,
+            lmjd=plate.lmjd, spid=1 + slot // 250, fiberid=1 + slot % 250,
+            date_obs=_date_obs(plate.lmjd), filename=self.file_name(i))
+        return spectrum, header
+
+
 def make_pool(out_dir, n: int = 20000, target_fraction: float = 0.01, seed: int = 1,
               gz_fraction: float = 0.05, table_fraction: float = 0.2, broken: int = 0,
               mix: PoolMix | None = None) -> Path:
@@ -177,36 +242,24 @@ def make_pool(out_dir, n: int = 20000, target_fraction: float = 0.01, seed: int 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    kinds = pool_kinds(n, rng, target_fraction, mix)
-    plates = _plates(n, rng)
-    fibres_per_plate = -(-n // len(plates))
+    layout = PoolLayout.draw(n, rng, seed, target_fraction, mix)
     gz = rng.random(n) < gz_fraction
     table = rng.random(n) < table_fraction
-    children = _children(seed, n)
     entries = []
-    for i, (kind, child) in enumerate(zip(kinds, children)):
-        plate = plates[i // fibres_per_plate]
-        slot = i % fibres_per_plate
-        spid, fiberid = 1 + slot // 250, 1 + slot % 250
-        name = f"spec-{plate.lmjd}-{plate.planid}_sp{spid:02d}-{fiberid:03d}.fits" + \
-               (".gz" if gz[i] else "")
-        spectrum = lamost_spectrum(KIND_LABEL[kind], child, kind)
-        ra, dec = _fibre_position(plate, child)
-        header = LamostHeader(
-            obsid=100_000_000 + i, ra=round(ra, 6), dec=round(dec, 6),
-            subclass=spectrum.star.subclass(child),
-            z=round(spectrum.star.rv / C_KMS, 8), snr_r=spectrum.snr,
-            snr_g=spectrum.snr * float(child.uniform(0.4, 0.9)),
-            objname=str(int(child.integers(10 ** 14, 10 ** 15))), planid=plate.planid,
-            lmjd=plate.lmjd, spid=spid, fiberid=fiberid,
-            date_obs=_date_obs(plate.lmjd), filename=name.removesuffix(".gz"))
+    for i, kind in enumerate(layout.kinds):
+        name = layout.file_name(i) + (".gz" if gz[i] else "")
+        spectrum, header = layout.spectrum(i, layout.child(i))
         write_lamost_fits(out / name, *spectrum.arrays(), meta=header,
                           layout="table" if table[i] else "image")
         entries.append(PoolEntry(name, KIND_LABEL[kind], kind))
     entries += write_broken_files(out, broken, rng)
-    _write_csv(out / "truth.csv", ["name", "label", "kind"],
-               [(e.name, e.label, e.kind) for e in entries])
+    write_truth_csv(out / "truth.csv", entries)
     return out
+
+
+def write_truth_csv(path: Path, entries: list) -> None:
+    """truth.csv (name,label,kind) of a pool's PoolEntry list: what the simulated oracle reads."""
+    _write_csv(path, ["name", "label", "kind"], [(e.name, e.label, e.kind) for e in entries])
 
 
 def _date_obs(lmjd: int) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import median_filter
 
+from vo_al.core.base.sky import dec_dms, ra_hms
 from vo_al.core.demo.kinds import BROKEN_KINDS, BROKEN_LABEL
 from vo_al.core.demo.observations import lamost_spectrum
 from vo_al.core.learning.classes import NON_TARGET
@@ -52,6 +53,16 @@ class LamostHeader:
                    ra=meta.ra, dec=meta.dec, designation=meta.designation,
                    cls=meta.cls or "STAR", subclass=meta.subclass,
                    z=meta.z if math.isfinite(meta.z) else 0.0, snr_r=meta.snr)
+
+    def meta(self) -> SpectrumMeta:
+        """What the LAMOST reader finds in the file this header heads (its source aside): the
+        rows written without a file (vo_al.core.demo.rows) carry it."""
+        snr = _round(self.snr_r)
+        return SpectrumMeta(name=self.filename,
+                            designation=self.designation or designation_for(self.ra, self.dec),
+                            ra=float(self.ra), dec=float(self.dec), obsid=str(int(self.obsid)),
+                            cls=self.cls, subclass=self.subclass, z=float(self.z),
+                            snr=math.nan if snr is None else snr)
 
     def cards(self) -> list:
         designation = self.designation or designation_for(self.ra, self.dec)
@@ -228,8 +239,8 @@ def write_ccd700_fits(path, wavelength_air, flux, object_name: str = "",
              ("DATE-OBS", date_obs, "UTC date start of observation"),
              ("EXPTIME", 1800.0, "Length of observation excluding pauses"),
              ("BUNIT", "ADU", "Unit of the array of image data"),
-             ("RA", _sexagesimal(ra / 15.0) if math.isfinite(ra) else None, "hours"),
-             ("DEC", _sexagesimal(dec, signed=True) if math.isfinite(dec) else None, "degrees"),
+             ("RA", ra_hms(ra, 1) if math.isfinite(ra) else None, "hours"),
+             ("DEC", dec_dms(dec, 1) if math.isfinite(dec) else None, "degrees"),
              ("EQUINOX", 2000.0, "Equinox of RA and DEC"),
              ("CTYPE1", "WAVE", "air wavelength"), ("CUNIT1", "Angstrom", ""),
              ("CRVAL1", round(float(wl[0]), 8), ""), ("CRPIX1", 1.0, ""),
@@ -239,14 +250,6 @@ def write_ccd700_fits(path, wavelength_air, flux, object_name: str = "",
     pixels = pad_to_block(flux.astype(">f4").tobytes(), b"\0")
     write_fits_bytes(Path(path), header_bytes(cards) + pixels)
     return Path(path)
-
-
-def _sexagesimal(value: float, signed: bool = False) -> str:
-    sign = "-" if value < 0 else ("+" if signed else "")
-    tenths = int(round(abs(value) * 36000.0))
-    whole, rem = divmod(tenths, 36000)
-    minutes, t = divmod(rem, 600)
-    return f"{sign}{whole:02d}:{minutes:02d}:{t // 10:02d}.{t % 10:d}"
 
 
 # ---------------------------------------------------------------- broken files

@@ -40,10 +40,11 @@ _TELLURIC_AIR = (6543.91, 6548.62, 6552.63, 6557.17, 6564.21, 6572.09, 6574.85, 
 # TiO band heads (air), degraded to the red; relative strength
 _TIO_HEADS_AIR = ((4954.6, 0.6), (5167.0, 0.7), (5448.0, 0.6), (5847.0, 0.7), (6158.6, 0.8),
                   (6651.0, 0.8), (6681.0, 0.5), (7054.0, 1.0), (7589.0, 0.9), (8432.0, 0.5))
-# narrow nebular / sky lines (air): [N II], [S II], [O I] sky
-_NII_AIR = (6548.05, 6583.45)
-_SII_AIR = (6716.44, 6730.82)
+# narrow [O I] sky lines (air); the nebular [N II] and [S II] are in core.spectra.lines
 _SKY_AIR = (5577.34, 6300.30, 6363.78)
+# OH Meinel (6-1) night-sky lines in and near the Hα window (air; the common sky-line
+# calibration lists, from Osterbrock et al. 1996): what an imperfect fibre sky subtraction leaves
+_OH_AIR = (6498.73, 6533.04, 6553.62, 6568.78, 6577.18, 6596.64, 6604.28)
 
 BALMER_VAC = {name: float(air_to_vacuum(w)) for name, w in _BALMER_AIR.items()}
 HELIUM_VAC = tuple(float(air_to_vacuum(w)) for w in _HELIUM_AIR)
@@ -51,9 +52,8 @@ METAL_LINES_VAC = tuple((float(air_to_vacuum(w)), ew) for w, ew in _METAL_LINES_
 SILICON_VAC = tuple((float(air_to_vacuum(w)), ew) for w, ew in _SILICON_AIR)
 TELLURIC_VAC = tuple(float(air_to_vacuum(w)) for w in _TELLURIC_AIR)
 TIO_HEADS_VAC = tuple((float(air_to_vacuum(w)), s) for w, s in _TIO_HEADS_AIR)
-NII_VAC = tuple(float(air_to_vacuum(w)) for w in _NII_AIR)
-SII_VAC = tuple(float(air_to_vacuum(w)) for w in _SII_AIR)
 SKY_VAC = tuple(float(air_to_vacuum(w)) for w in _SKY_AIR)
+OH_VAC = tuple(float(air_to_vacuum(w)) for w in _OH_AIR)
 
 
 # ---------------------------------------------------------------- lines and bands

@@ -12,23 +12,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vo_al.core.demo.artefacts import (add_gap, add_nebular, add_spikes, add_window_artefact,
-                                       apply_arm_join)
+from vo_al.core.demo.artefacts import (add_gap, add_nebular, add_sky_residuals, add_spikes,
+                                       add_window_artefact, apply_arm_join)
 from vo_al.core.demo.instruments import (CCD700_CRVAL1, CCD700_DEGRADED_RESOLUTION,
                                          CCD700_RESOLUTION, LAMOST_RESOLUTION, ccd700_air_axis,
                                          lamost_noise_sigma, lamost_wavelength, telluric_lines)
 from vo_al.core.demo.kinds import KIND_LABEL, LABEL_DEFAULT_KIND, TARGET_KINDS
 from vo_al.core.demo.lines import C_KMS, SKY_VAC, TIO_HEADS_VAC, Band, planck_continuum
-from vo_al.core.demo.stars import (TRAINING_TYPE_WEIGHTS, StarModel, absorption_star, log_uniform,
-                                   normalised_profile, target_star)
+from vo_al.core.demo.stars import (TRAINING_TYPE_WEIGHTS, StarModel, absorption_star, active_star,
+                                   log_uniform, normalised_profile, target_star)
 from vo_al.core.learning.classes import NON_TARGET
-from vo_al.core.spectra.preprocess import HALPHA_VAC, air_to_vacuum
+from vo_al.core.spectra.lines import HALPHA_VAC
+from vo_al.core.spectra.preprocess import air_to_vacuum
 
 # ---------------------------------------------------------------- CCD700 (training) spectra
 
 
-def make_ccd700_spectrum(label: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One Ondřejov-like spectrum: (air wavelength Å, flux ADU) on a linear axis, R ≈ 13 000."""
+def make_ccd700_spectrum(label: int, rng: np.random.Generator,
+                         rv: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One Ondřejov-like spectrum: (air wavelength Å, flux ADU) on a linear axis, R ≈ 13 000;
+    `rv` (km/s) replaces the star's own draw."""
     start = CCD700_CRVAL1 + float(rng.uniform(-10, 10))     # grating setting varies a little
     wl_air = ccd700_air_axis(start)
     wl_vac = air_to_vacuum(wl_air)
@@ -38,6 +41,8 @@ def make_ccd700_spectrum(label: int, rng: np.random.Generator) -> tuple[np.ndarr
     else:
         # visibility is judged after the 7-px degradation of METHOD.md, which the model sees
         star = target_star(label, rng, CCD700_DEGRADED_RESOLUTION, min_height=0.1)
+    if rv is not None:
+        star.rv = float(rv)
     star.telluric = telluric_lines(rng)
     profile = normalised_profile(star, wl_vac, CCD700_RESOLUTION)
     # the CCD700 spectra are not flux calibrated: black body times a smooth instrument response
@@ -69,9 +74,12 @@ class LamostSpectrum:
         return self.wavelength, self.flux, self.ivar, self.andmask, self.ormask
 
 
+NOISE_SNR = (0.3, 2.0)            # the 'noise' kind: sky-dominated and failed fibres
+
+
 def _pool_snr(rng: np.random.Generator, kind: str) -> float:
     if kind == "noise":
-        return log_uniform(rng, 0.3, 2.0)
+        return log_uniform(rng, *NOISE_SNR)
     return log_uniform(rng, 2.0, 200.0)
 
 
@@ -86,6 +94,8 @@ def _star_for_kind(kind: str, rng: np.random.Generator, snr: float) -> StarModel
         if not star.bands:                                  # K giant with TiO
             star.bands = [Band(h, 0.3 * s, 60.0) for h, s in TIO_HEADS_VAC]
         return star
+    if kind == "active":
+        return active_star(rng, LAMOST_RESOLUTION, min_depth=0.03)
     return absorption_star(rng)
 
 
@@ -100,13 +110,16 @@ def make_lamost_spectrum(label: int, rng: np.random.Generator, kind: str | None 
 
 
 def lamost_spectrum(label: int, rng: np.random.Generator, kind: str | None = None,
-                    snr: float | None = None) -> LamostSpectrum:
+                    snr: float | None = None, rv: float | None = None) -> LamostSpectrum:
+    """`snr` (r band) and `rv` (km/s) replace the demo's own draws where given."""
     kind = kind or LABEL_DEFAULT_KIND[label]
     if KIND_LABEL.get(kind) != label:
         raise ValueError(f"kind {kind!r} does not belong to label {label}")
     wl = lamost_wavelength()
     snr = float(snr) if snr is not None else _pool_snr(rng, kind)
     star = _star_for_kind(kind, rng, snr)
+    if rv is not None:
+        star.rv = float(rv)
     level = log_uniform(rng, 30.0, 3000.0)                   # 1e-17 erg/s/cm²/Å
     continuum = level * planck_continuum(wl, star.teff, star.tilt)
     flux = continuum * normalised_profile(star, wl, LAMOST_RESOLUTION)
@@ -118,6 +131,8 @@ def lamost_spectrum(label: int, rng: np.random.Generator, kind: str | None = Non
         add_window_artefact(flux, wl, continuum, rng)
     elif kind == "nebular":
         add_nebular(flux, wl, continuum, rng, star.rv)
+    elif kind == "sky":
+        add_sky_residuals(flux, wl, continuum, rng, snr)
     sigma = lamost_noise_sigma(wl, np.abs(flux), level, snr)
     flux = flux + rng.normal(0.0, 1.0, wl.size) * sigma
     ivar = 1.0 / sigma ** 2

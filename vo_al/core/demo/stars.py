@@ -19,7 +19,7 @@ from scipy.special import erf
 from vo_al.core.demo.lines import (BALMER_VAC, C_KMS, HELIUM_VAC, METAL_LINES_VAC, SILICON_VAC,
                                    TIO_HEADS_VAC, Band, Line, add_line, instrument_sigma)
 from vo_al.core.learning.classes import DOUBLE_PEAK, SINGLE_PEAK
-from vo_al.core.spectra.preprocess import HALPHA_VAC, HEI_6678_VAC
+from vo_al.core.spectra.lines import HALPHA_VAC, HEI_6678_VAC
 
 # ---------------------------------------------------------------- spectral types
 
@@ -220,6 +220,30 @@ def ensure_visible_emission(star: StarModel, resolution: float, min_height: floa
             break
         for line in star.emission:
             line.area *= 1.5
+    return star
+
+
+def _halpha_centre(star: StarModel, resolution: float) -> float:
+    """F/C at the star's observed Hα centre."""
+    centre = HALPHA_VAC * (1 + star.rv / C_KMS)
+    return float(normalised_profile(star, np.array([centre]), resolution)[0])
+
+
+def active_star(rng: np.random.Generator, resolution: float, min_depth: float) -> StarModel:
+    """A chromospherically active K or M dwarf: a narrow Hα emission core (chromospheric widths,
+    σ 0.4-1 Å) fills 20-90 % of the photospheric absorption, kept below the continuum by at
+    least `min_depth` at this resolution.
+
+    A person sees an absorption line (shallow, or with a reversed core at high resolution); dMe
+    stars whose Hα rises above the continuum are single-peak targets (SINGLE_TYPE_WEIGHTS)."""
+    star = absorption_star(rng, "M" if rng.random() < 0.5 else "K")
+    photospheric = star.absorption[0]                    # Hα, first in absorption_star
+    star.emission.append(Line(HALPHA_VAC, photospheric.area * float(rng.uniform(0.2, 0.9)),
+                              float(rng.uniform(0.4, 1.0)), 0.0, rotates=True))
+    for _ in range(12):
+        if _halpha_centre(star, resolution) <= 1.0 - min_depth:
+            break
+        star.emission[-1].area *= 0.7
     return star
 
 

@@ -24,6 +24,7 @@ import vo_al
 from vo_al.core import xmatch as xm
 from vo_al.core.base.errors import Cancelled, VoAlError
 from vo_al.core.base.progress import CancelToken, Progress
+from vo_al.core.export.filters import parse_filter
 from vo_al.core.export.formats import TABLE_FORMATS, parse_formats
 from vo_al.core.session.candidates import session_candidates
 from vo_al.core.session.loop import ActiveLearningSession
@@ -220,12 +221,27 @@ def crossmatch_job(token: CancelToken, settings: CrossmatchSettings, project=Non
     return CrossmatchRun(result, scan, views, settings, project is not None)
 
 
-def export_job(run: CrossmatchRun, folder: Path, formats) -> list[Path]:
-    """The four tables and all rows (write_tables), and the radius scan where there is one."""
+def filtered_result(run: CrossmatchRun, where: str) -> xm.CrossmatchResult:
+    """The run's result with only the rows the filter `where` keeps (core.export.filters, as
+    the panel's filter box shows them), saying which in its `selection` parameter."""
+    table = run.views[ALL]
+    keep = parse_filter(where, table, "where").mask(table)
+    result = run.result
+    if keep is None:
+        return result
+    selection = f"{int(keep.sum())} of {len(keep)} rows (filter: '{where.strip()}')"
+    return xm.CrossmatchResult(result.table[keep], dict(result.params, selection=selection),
+                               result.groups)
+
+
+def export_job(run: CrossmatchRun, folder: Path, formats, where: str = "") -> list[Path]:
+    """The four tables and all rows (write_tables), and the radius scan where there is one.
+    `where`: a filter leaving in every table only the rows it keeps (the scan is of all
+    candidates)."""
     from vo_al.core.export.catalogue import write_catalogue
 
     formats = parse_formats(formats, "format")
-    paths = list(xm.write_tables(run.result, folder, formats))
+    paths = list(xm.write_tables(filtered_result(run, where), folder, formats))
     if run.scan is not None:
         params = dict(run.result.params, catalogue=run.scan.meta.get("catalogue", ""),
                       radii=",".join(f"{r:g}" for r in run.scan["radius"]))

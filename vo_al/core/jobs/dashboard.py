@@ -1,7 +1,7 @@
 """What the dashboard shows, as plain data from one pass over the session: the precision
 estimates, the class counts per iteration (labelled set and pool predictions), the entropy
-histogram of the pool and the candidates table; and the catalogue export the dashboard's buttons
-make (the same core calls as `vo-al export`).
+histogram of the pool with the entropy where the oracle batch starts, and the candidates table;
+and the catalogue export the dashboard's buttons make (the same core calls as `vo-al export`).
 
 With millions of pool spectra, counting the predictions of every iteration, histogramming the
 entropy and building the candidates table are passes over memory-mapped score files: a job that
@@ -31,10 +31,19 @@ SCAN_CHUNK = 1 << 20                        # rows of a scores file per step of 
 
 @dataclass(frozen=True)
 class ScoresSummary:
-    """What one pass over a scores file gives: predictions per class and the entropy histogram."""
+    """What one pass over a scores file gives: predictions per class, the entropy histogram and
+    the most uncertain spectra (enough of them to find the oracle batch among the unlabelled
+    ones without another pass)."""
 
     predicted_counts: np.ndarray      # (N_CLASSES,) int64: pool spectra per arg-max class
     entropy_counts: np.ndarray        # (ENTROPY_BINS,) int64 over entropy_edges()
+    top_index: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    top_entropy: np.ndarray = field(default_factory=lambda: np.empty(0))   # descending
+    rows: int = 0                     # rows of the scores file
+
+    def keeps_enough(self, needed: int) -> bool:
+        """Whether the kept top rows hold the `needed` most uncertain ones (or all rows)."""
+        return len(self.top_index) >= min(needed, self.rows)
 
 
 @dataclass
@@ -52,6 +61,11 @@ class DashboardData:
     scores_name: str | None = None    # the latest scores file (relative to the project), if any
     scores_source: dict | None = None  # session.latest_scores_source(): 'final' or 'iteration N'
     entropy_counts: np.ndarray | None = None      # (ENTROPY_BINS,) of the latest scores
+    # where the oracle batch of the latest iteration scores starts: the entropy of its least
+    # uncertain spectrum (entropy strategy only; None otherwise or for the final scores)
+    batch_entropy: float | None = None
+    batch_size: int = 0
+    batch_queried: bool = False       # the batch is chosen (else: the one a query would take)
     candidates: dict | None = None    # candidate_table of the latest scores; None: not scored
     candidates_key: tuple | None = None   # what the candidates were built from (see below)
     summaries: dict = field(default_factory=dict)  # scores_key -> ScoresSummary (the new cache)
@@ -72,12 +86,14 @@ def scores_key(proba) -> tuple | None:
 
 
 def summarise_scores(proba, cancel: CancelToken | None = None, stage: str = "scores",
-                     chunk: int = SCAN_CHUNK) -> Job[ScoresSummary]:
+                     chunk: int = SCAN_CHUNK, keep_top: int = 0) -> Job[ScoresSummary]:
     """One chunked pass over (N, 3) probabilities (a memmap stays on disk): the predicted class
-    counts and the entropy histogram, clipped into [0, ln 3] so that every row is counted."""
+    counts, the entropy histogram (clipped into [0, ln 3] so that every row is counted) and the
+    `keep_top` rows of highest entropy (ties: the lower row first, as the query's `select`)."""
     n = len(proba)
     predicted = np.zeros(N_CLASSES, dtype=np.int64)
     entropy = np.zeros(ENTROPY_BINS, dtype=np.int64)
+    top_index, top_entropy = np.empty(0, np.int64), np.empty(0)
     yield Progress(stage, 0, n)
     for start in range(0, n, chunk):
         if cancel is not None:
@@ -87,18 +103,50 @@ def summarise_scores(proba, cancel: CancelToken | None = None, stage: str = "sco
         h = np.nan_to_num(entropy_score(block), nan=MAX_ENTROPY)
         bins = np.clip((h * (ENTROPY_BINS / MAX_ENTROPY)).astype(np.int64), 0, ENTROPY_BINS - 1)
         entropy += np.bincount(bins, minlength=ENTROPY_BINS)
+        if keep_top:
+            top_index = np.concatenate([top_index, np.arange(start, start + len(h))])
+            top_entropy = np.concatenate([top_entropy, h])
+            top_index, top_entropy = _highest(top_index, top_entropy, keep_top)
         yield Progress(stage, min(n, start + chunk), n)
-    return ScoresSummary(predicted, entropy)
+    return ScoresSummary(predicted, entropy, top_index, top_entropy, n)
 
 
-def _summary(proba, cache: dict, new_cache: dict, cancel, stage: str) -> Job[ScoresSummary]:
+def _highest(index: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `n` highest `values` with their `index`, highest first (ties: lower index first)."""
+    if len(values) > n:
+        part = np.argpartition(-values, n - 1)[:n]
+        index, values = index[part], values[part]
+    order = np.lexsort((index, -values))
+    return index[order], values[order]
+
+
+def _summary(proba, cache: dict, new_cache: dict, cancel, stage: str,
+             keep_top: int = 0, needed_top: int = 0) -> Job[ScoresSummary]:
+    """The cached summary of `proba`'s file, read again only when it is new or when it keeps
+    fewer than `needed_top` of its most uncertain rows (then it keeps `keep_top`)."""
     key = scores_key(proba)
     summary = None if key is None else new_cache.get(key) or cache.get(key)
-    if summary is None:
-        summary = yield from summarise_scores(proba, cancel, stage)
+    if summary is None or not summary.keeps_enough(needed_top):
+        summary = yield from summarise_scores(proba, cancel, stage, keep_top=keep_top)
     if key is not None:
         new_cache[key] = summary
     return summary
+
+
+def batch_start_entropy(proba, summary: ScoresSummary, labelled, batch,
+                        size: int) -> float | None:
+    """The entropy of the least uncertain spectrum of the oracle batch: of the `batch` (pool
+    indices) when it is chosen, else of the `size`-th most uncertain spectrum not `labelled`
+    (where a query would stop). None when the summary keeps too few rows to say."""
+    if len(batch):
+        rows = np.sort(np.asarray(batch, dtype=np.int64))
+        return float(np.nan_to_num(entropy_score(np.asarray(proba[rows])), nan=MAX_ENTROPY).min())
+    free = ~np.isin(summary.top_index, np.asarray(list(labelled), dtype=np.int64))
+    values = summary.top_entropy[free]
+    if len(values) >= size:
+        return float(values[size - 1])
+    every_row = len(summary.top_index) == summary.rows       # fewer spectra left than a batch
+    return float(values[-1]) if len(values) and every_row else None
 
 
 def dashboard_job(session, cancel: CancelToken | None = None, cache: dict | None = None,
@@ -114,6 +162,11 @@ def dashboard_job(session, cancel: CancelToken | None = None, cache: dict | None
     cache = dict(cache or {})
     new_cache: dict = {}
     store, method = session.store, session.method
+    oracle = store.oracle_labels()
+    # the latest scores' summary must hold the batch among the rows not labelled yet; kept with
+    # a batch to spare, the labels of this iteration's batch read no scores file again
+    needed_top = int(method.batch_size) + len(oracle)
+    keep_top = needed_top + int(method.batch_size)
     rows = store.iterations()
     estimates = [dict(r["estimate_json"], iteration=r["iteration"])
                  for r in rows if r.get("estimate_json")]
@@ -129,7 +182,8 @@ def dashboard_job(session, cancel: CancelToken | None = None, cache: dict | None
         if row.get("scores_path"):
             proba = session.probabilities(row["iteration"])
             summary = yield from _summary(proba, cache, new_cache, cancel,
-                                          f"scores of iteration {row['iteration'] + 1}")
+                                          f"scores of iteration {row['iteration'] + 1}",
+                                          keep_top)
             predicted[k] = summary.predicted_counts
     data = DashboardData(
         estimates=estimates, threshold=float(method.precision_threshold), threshold_hits=hits,
@@ -141,8 +195,15 @@ def dashboard_job(session, cancel: CancelToken | None = None, cache: dict | None
     except ProjectError:
         return data          # nothing scored yet: no histogram, no candidates
     data.scores_source = session.latest_scores_source()
-    summary = yield from _summary(proba, cache, new_cache, cancel, "entropy")
+    summary = yield from _summary(proba, cache, new_cache, cancel, "entropy", keep_top,
+                                  needed_top)
     data.entropy_counts = summary.entropy_counts
+    if method.strategy == "entropy" and data.scores_source["scores"] != "final":
+        # the batch of the scores' own iteration (the final scores choose none)
+        row = store.iteration_row(data.scores_source["iteration"]) or {}
+        batch = row.get("query_json") or []
+        data.batch_size, data.batch_queried = len(batch) or int(method.batch_size), bool(batch)
+        data.batch_entropy = batch_start_entropy(proba, summary, oracle, batch, data.batch_size)
     filename = getattr(proba, "filename", None)
     if filename:
         path = Path(filename)
@@ -150,7 +211,6 @@ def dashboard_job(session, cancel: CancelToken | None = None, cache: dict | None
             data.scores_name = str(path.relative_to(session.project.folder.resolve()))
         except ValueError:
             data.scores_name = str(path)
-    oracle = store.oracle_labels()
     # a precision-sample label decides a candidate too (session.candidates): in the key
     data.candidates_key = (scores_key(proba), data.pool_size, tuple(sorted(oracle.items())),
                            tuple(sorted(store.reviewed_labels().items())))

@@ -105,19 +105,33 @@ def _process_chunk(paths: list[str], settings: PreprocessSettings, reader) -> tu
                 spectra.append(sp)
             except Exception as exc:                       # noqa: BLE001 - anything from a file
                 rejected.append(_reader_rejection(path, exc))
-        rows, reasons, remember = _preprocess_isolated(spectra, settings)
-        good = []
-        for i, (sp, r) in enumerate(zip(spectra, reasons)):
-            if r is not None:
-                rejected.append((sp.meta.source, r, remember[i]))
-                continue
-            good.append(i)
-            for key, value in spectrum_record(sp).items():
-                metas[key].append(value)
-        blocks.append(rows[good])
+        rows, batch_metas, batch_rejected = pool_rows(spectra, settings)
+        for key, values in batch_metas.items():
+            metas[key] += values
+        rejected += batch_rejected
+        blocks.append(rows)
     out = (np.concatenate(blocks) if blocks else np.empty((0, settings.n_points))).astype(
         np.float32, copy=False)
     return np.ascontiguousarray(out), metas, rejected
+
+
+def pool_rows(spectra: list, settings: PreprocessSettings) -> tuple:
+    """What ingest makes of spectra it has read: (rows float32 (k, n) of the good ones, their
+    meta columns {field: list of k}, rejected [(file, reason, remember)]); a rejected spectrum's
+    file is its meta.source, or its name where it has none (rows made without a file)."""
+    # the one preprocessing of a pool's rows: the synthetic rows written without files
+    # (vo_al.core.demo.rows) come through here too
+    rows, reasons, remember = _preprocess_isolated(spectra, settings)
+    metas: dict[str, list] = {key: [] for key in RECORD_FIELDS}
+    rejected, good = [], []
+    for i, (sp, r) in enumerate(zip(spectra, reasons)):
+        if r is not None:
+            rejected.append((sp.meta.source or sp.meta.name, r, remember[i]))
+            continue
+        good.append(i)
+        for key, value in spectrum_record(sp).items():
+            metas[key].append(value)
+    return rows[good], metas, rejected
 
 
 def _preprocess_isolated(spectra: list, settings: PreprocessSettings

@@ -11,8 +11,8 @@
 
 from vo_al.core.session.loop import (ACTIONS, DONE, ESTIMATE, FINISH, LABEL, PRECISION_PURPOSE,
                                      QUERY, QUERY_PURPOSE, SCORE, TRAIN, ActiveLearningSession,
-                                     PendingLabel)
+                                     BatchLabel)
 from vo_al.core.session.project import Project
 
 __all__ = ["ACTIONS", "DONE", "ESTIMATE", "FINISH", "LABEL", "PRECISION_PURPOSE", "QUERY",
-           "QUERY_PURPOSE", "SCORE", "TRAIN", "ActiveLearningSession", "PendingLabel", "Project"]
+           "QUERY_PURPOSE", "SCORE", "TRAIN", "ActiveLearningSession", "BatchLabel", "Project"]

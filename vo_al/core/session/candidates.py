@@ -23,6 +23,8 @@ import numpy as np
 
 from vo_al.core.base.atomic import atomic_write_text
 from vo_al.core.base.errors import ProjectError
+from vo_al.core.export.cells import cell_format, is_position
+from vo_al.core.export.filters import parse_filter
 from vo_al.core.learning.classes import CLASS_NAMES, NON_TARGET, TARGET_CLASSES
 from vo_al.core.learning.scoring import predicted_classes
 
@@ -41,7 +43,7 @@ def _rows_table(pool, rows: np.ndarray, proba: np.ndarray, class_names, origin) 
             "snr": meta["snr"], "source": meta["source"]}
 
 
-def _person_labels(oracle: dict, reviewed: dict | None) -> dict:
+def person_labels(oracle: dict, reviewed: dict | None) -> dict:
     """pool index -> (label, origin): precision-sample labels, overridden by oracle labels."""
     out = {int(i): (int(lab), "precision") for i, lab in (reviewed or {}).items()}
     out.update({int(i): (int(lab), "oracle") for i, lab in oracle.items()})
@@ -60,7 +62,7 @@ def candidate_table(pool, proba: np.ndarray, oracle: dict, reviewed: dict | None
     classes = predicted.astype(np.int64)
     # fixed-width str arrays, not object arrays: the app sorts and filters them with numpy
     origin = np.full(len(predicted), "predicted", dtype="U9")
-    person = _person_labels(oracle, reviewed)
+    person = person_labels(oracle, reviewed)
     if person:
         index = np.fromiter(person, dtype=np.int64)
         labels = np.array([person[i][0] for i in index], dtype=np.int64)
@@ -79,7 +81,7 @@ def rejected_table(pool, proba: np.ndarray, oracle: dict, reviewed: dict | None 
     probabilities, so a high p_single/p_double shows what the model had thought before (or
     despite) the person's label.
     """
-    person = _person_labels(oracle, reviewed)
+    person = person_labels(oracle, reviewed)
     rows = np.array(sorted(i for i, (lab, _) in person.items() if lab == NON_TARGET),
                     dtype=np.int64)
     return _rows_table(pool, rows, proba,
@@ -175,15 +177,22 @@ def _exact_source(session, source: dict | None) -> dict:
 
 
 def write_table_csv(table: dict, path: Path, columns=COLUMNS) -> Path:
+    """`columns` of `table` as CSV: positions in degrees to 6 decimals (6 significant digits
+    put 150.1234° at 150.123, 3.6″ off), other floats to 6 significant digits."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(columns)
     n = len(table[columns[0]])
+    positions = {c: cell_format(c) for c in columns if is_position(c)}
     for i in range(n):
         row = []
         for c in columns:
             v = table[c][i]
-            row.append(f"{v:.6g}" if isinstance(v, (float, np.floating)) else v)
+            if c in positions:
+                v = positions[c](v)
+            elif isinstance(v, (float, np.floating)):
+                v = f"{v:.6g}"
+            row.append(v)
         writer.writerow(row)
     atomic_write_text(Path(path), buf.getvalue())
     return Path(path)
@@ -194,21 +203,29 @@ def write_candidates(session, proba: np.ndarray, path: Path) -> Path:
 
 
 def export_candidates(session, path: Path, rejected: bool = False, fmt: str | None = None,
-                      pool_indices=None, selection: str = "") -> dict:
+                      pool_indices=None, selection: str = "", where: str = "") -> dict:
     """Write the session's candidates (or rejected spectra) as a catalogue with their provenance:
     `vo-al export` and the dashboard's export buttons. The format comes from `fmt` or the suffix.
 
     `pool_indices`: only the rows of these pool spectra (the app's filtered view), and
-    `selection` says which in the catalogue's parameters (e.g. "filter: single"). The result
-    gives 'rows' written and 'of' the rows of the whole table."""
+    `selection` says which in the catalogue's parameters (e.g. "filter: single"); `where`: only
+    the rows a filter keeps (`core.export.filters`, e.g. "p_double > 0.9 and snr > 20"). The
+    result gives 'rows' written and 'of' the rows of the whole table."""
     from vo_al.core.export.catalogue import write_catalogue
 
     found = session_candidates(session)
     table = found.rejected if rejected else found.candidates
     total = len(table["ra"])
     params = dict(found.provenance, table="rejected" if rejected else "candidates")
+    keep = None                       # None: every row
+    if where:
+        chosen = parse_filter(where, table, "where")
+        keep = chosen.mask(table)
+        selection = "; ".join(t for t in (selection, chosen.describe()) if t)
     if pool_indices is not None:
-        keep = np.isin(np.asarray(table["pool_index"]), np.asarray(pool_indices, dtype=np.int64))
+        shown = np.isin(np.asarray(table["pool_index"]), np.asarray(pool_indices, dtype=np.int64))
+        keep = shown if keep is None else keep & shown
+    if keep is not None:
         table = {c: np.asarray(v)[keep] for c, v in table.items()}
         params["selection"] = (f"{int(keep.sum())} of {total} {params['table']}"
                                + (f" ({selection})" if selection else ""))

@@ -18,7 +18,7 @@ from vo_al.core.base.errors import ParameterError, TableRowError
 from vo_al.core.learning.classes import CLASS_NAMES, DOUBLE_PEAK, NON_TARGET, SINGLE_PEAK
 
 if TYPE_CHECKING:       # loop imports the learning stack; labels stays light for the project
-    from vo_al.core.session.loop import ActiveLearningSession, PendingLabel
+    from vo_al.core.session.loop import ActiveLearningSession, BatchLabel
 
 _ALIASES = {
     "0": NON_TARGET, "non-target": NON_TARGET, "nontarget": NON_TARGET, "absorption": NON_TARGET,
@@ -145,7 +145,7 @@ def _class_of(raw: str, numbering: dict, scheme: str, path: Path, line: int) -> 
 PENDING_COLUMNS = ("pool_index", "name", "purpose", "p_non_target", "p_single", "p_double")
 
 
-def write_pending_csv(session: ActiveLearningSession, out: Path | TextIO) -> list[PendingLabel]:
+def write_pending_csv(session: ActiveLearningSession, out: Path | TextIO) -> list[BatchLabel]:
     """Write the spectra of `session` waiting for a label as CSV (PENDING_COLUMNS); return them.
 
     The rows are `session.pending()` (oracle batch first, then the precision sample) with the
@@ -181,7 +181,7 @@ class CsvLabel:
 
     name: str                       # as the file writes it
     label: int
-    item: PendingLabel | None       # the spectrum labelled; None: no such spectrum waits
+    item: BatchLabel | None         # the spectrum labelled; None: no such spectrum waits
 
 
 def apply_label_csv(session: ActiveLearningSession, path: Path,

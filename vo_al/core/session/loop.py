@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -42,6 +42,8 @@ TRAIN, SCORE, QUERY, LABEL, ESTIMATE, FINISH, DONE = (
     "train", "score", "query", "label", "estimate", "finish", "done")
 
 QUERY_PURPOSE, PRECISION_PURPOSE = "query", "precision"
+# how a person reads a purpose (the app's label list, `vo-al label --list`)
+PURPOSE_NAMES = {QUERY_PURPOSE: "oracle batch", PRECISION_PURPOSE: "precision sample"}
 # the steps a person starts (LABEL is done spectrum by spectrum, DONE is no step)
 ACTIONS = (TRAIN, SCORE, QUERY, ESTIMATE, FINISH)
 
@@ -53,11 +55,19 @@ FINISH_AGAIN = "run the finish again (`vo-al finish`, or Finish in the app)"
 T = TypeVar("T")
 
 
+def _check_label(label) -> None:
+    if label not in (0, 1, 2):
+        raise ParameterError("label", label, "must be 0, 1 or 2")
+
+
 @dataclass(frozen=True)
-class PendingLabel:
+class BatchLabel:
+    """A spectrum of the current iteration's oracle batch or precision sample, and its label."""
+
     pool_index: int
     name: str
     purpose: str        # "query" (training data) or "precision" (test sample, forgotten)
+    label: int | None = None    # the class recorded for it; None while it waits for one
 
 
 class ActiveLearningSession:
@@ -175,6 +185,9 @@ class ActiveLearningSession:
             yield Progress("balance", 0, 1, f"{len(y)} labelled spectra")
             xb, yb = smote_balance(x, y, seed=m.seed + it)
             yield Progress("balance", 1, 1, f"{len(yb)} after SMOTE")
+            # the training's own bar from here: building the model and its first epoch (which
+            # compiles it) take a while, and a full balance bar said the work was done
+            yield Progress("train", 0, m.max_epochs, "building the model, then the first epoch")
             previous = self.store.iteration_row(it - 1) if it > 0 else None
             if m.warm_start and previous and previous.get("model_path"):
                 model = load_model(self.project.folder / previous["model_path"])
@@ -306,39 +319,69 @@ class ActiveLearningSession:
             return {"iteration": it, "batch": batch, "sample": sample,
                     "predicted_targets": int(predicted_target[available].sum())}
 
-    def pending(self) -> list[PendingLabel]:
-        """Spectra of the current iteration still waiting for a label, oracle batch first."""
+    def batch_labels(self) -> list[BatchLabel]:
+        """The current iteration's oracle batch, then its precision sample, each in the order
+        the query drew it, with the label recorded for it (None: waiting); [] before the query."""
         row = self.current_row()
         if row.get("query_json") is None:
             return []
         oracle = self.store.oracle_labels()
         precision = self.store.precision_labels(row["iteration"])
-        todo = ([(i, QUERY_PURPOSE) for i in row["query_json"] if i not in oracle]
-                + [(i, PRECISION_PURPOSE) for i in row["sample_json"] if i not in precision])
-        if not todo:
+        drawn = ([(i, QUERY_PURPOSE, oracle.get(i)) for i in row["query_json"]]
+                 + [(i, PRECISION_PURPOSE, precision.get(i)) for i in row["sample_json"]])
+        if not drawn:
             return []
-        names = self.project.pool.metadata(np.array([i for i, _ in todo]), ["name"])["name"]
-        return [PendingLabel(int(i), str(n), p) for (i, p), n in zip(todo, names)]
+        names = self.project.pool.metadata(np.array([i for i, _, _ in drawn]), ["name"])["name"]
+        return [BatchLabel(int(i), str(n), purpose, None if label is None else int(label))
+                for (i, purpose, label), n in zip(drawn, names)]
 
-    def label(self, pool_index: int, label: int) -> PendingLabel:
-        """Record one label durably (committed before this returns)."""
-        if label not in (0, 1, 2):
-            raise ParameterError("label", label, "must be 0, 1 or 2")
+    def pending(self) -> list[BatchLabel]:
+        """Spectra of the current iteration still waiting for a label, oracle batch first."""
+        return [item for item in self.batch_labels() if item.label is None]
+
+    def label(self, pool_index: int, label: int) -> BatchLabel:
+        """Record the label of a spectrum waiting for one, durably (committed before this
+        returns); returns it as it waited. ProjectError when it is not waiting (`relabel`
+        changes a recorded one)."""
+        _check_label(label)
         with self.project.writing(LABEL):
-            row = self.current_row()
             item = next((p for p in self.pending() if p.pool_index == pool_index), None)
             if item is None:
                 raise ProjectError(f"pool spectrum {pool_index} is not waiting for a label in "
-                                   f"iteration {row['iteration'] + 1}")
-            if item.purpose == QUERY_PURPOSE:
-                self.store.add_oracle_label(pool_index, item.name, label, row["iteration"])
-            else:
-                self.store.add_precision_label(row["iteration"], pool_index, item.name, label)
+                                   f"iteration {self.iteration + 1}")
+            self._record(item, label)
             return item
+
+    def relabel(self, pool_index: int, label: int) -> BatchLabel:
+        """Record `label` for any spectrum of the current batch or sample, labelled or waiting,
+        durably (one committed transaction, replacing the label it had); returns it with the
+        new label. ProjectError when the labels are locked (`labels_locked`, the reason
+        given) or the spectrum is not in the current iteration's batch or sample."""
+        _check_label(label)
+        with self.project.writing(LABEL):
+            locked = self.labels_locked()
+            if locked is not None:
+                raise ProjectError(f"{self.project.folder}: {locked}")
+            item = next((b for b in self.batch_labels() if b.pool_index == pool_index), None)
+            if item is None:
+                raise ProjectError(f"pool spectrum {pool_index} is not in the oracle batch or "
+                                   f"the precision sample of iteration {self.iteration + 1}")
+            self._record(item, label)
+            return replace(item, label=int(label))
+
+    def _record(self, item: BatchLabel, label: int) -> None:
+        """Under the lock: store `label` for `item`, as the iteration's most recent label (the
+        one `undo_label` removes first)."""
+        if item.purpose == QUERY_PURPOSE:
+            self.store.add_oracle_label(item.pool_index, item.name, label, self.iteration)
+        else:
+            self.store.add_precision_label(self.iteration, item.pool_index, item.name, label)
 
     def undo_label(self) -> tuple | None:
         """Remove the most recent label of the current iteration: (kind, pool_index, label),
-        or None when there is none. ProjectError when its labels are locked (`labels_locked`)."""
+        or None when there is none; its spectrum waits for a label again (after a `relabel`,
+        the label it replaced is not restored). ProjectError when its labels are locked
+        (`labels_locked`)."""
         with self.project.writing(LABEL):
             locked = self.labels_locked()
             if locked is not None:

@@ -1,4 +1,5 @@
-"""The user's preferences (not the method's): recent projects, label keys, the first-run offer.
+"""The user's preferences (not the method's): recent projects, label keys, a blind precision
+sample, how the tables write RA/Dec, the first-run offer.
 
 Method parameters belong to a project (`settings.json` in its folder) because they decide its
 results; everything here is about one person's desk and lives in the platform's per-user config
@@ -30,6 +31,10 @@ class UserPreferences:
     demo_offered: bool = False          # the first-run offer of the offline demo was shown
     label_keys: str = DEFAULT_LABEL_KEYS
     prefetch: int = 8                   # spectra read ahead of the one on screen
+    # hide the model's probabilities while labelling the precision sample: seen, they can
+    # bias the person's verdicts and so the precision estimate made from them
+    blind_precision_sample: bool = False
+    sexagesimal_coordinates: bool = False   # every table's RA/Dec as hh:mm:ss / ±dd:mm:ss
     window_geometry: str = ""           # the app's window and docks as last closed (Qt's
     window_state: str = ""              # saveGeometry / saveState, base64)
     problem: str = ""                   # why the file on disk was not used (not saved)
@@ -41,6 +46,12 @@ class UserPreferences:
             raise ParameterError("label_keys", keys, "three different printable keys")
         if not 0 <= int(self.prefetch) <= 100:
             raise ParameterError("prefetch", self.prefetch, "must be in 0..100")
+        if not isinstance(self.sexagesimal_coordinates, bool):
+            raise ParameterError("sexagesimal_coordinates", self.sexagesimal_coordinates,
+                                 "must be true or false")
+        if not isinstance(self.blind_precision_sample, bool):
+            raise ParameterError("blind_precision_sample", self.blind_precision_sample,
+                                 "must be true or false")
 
     def add_recent(self, folder) -> None:
         """Put `folder` first in the recent list (once), keeping MAX_RECENT entries."""

@@ -14,6 +14,7 @@ import numpy as np
 
 from vo_al.core.base.errors import SpectrumReadError
 from vo_al.core.base.limits import LimitSettings
+from vo_al.core.spectra.lines import HALPHA_VAC, HEI_6678_VAC
 from vo_al.core.spectra.preprocess import preprocess_spectra, window_grid
 from vo_al.core.spectra.readers import read_spectrum
 from vo_al.core.spectra.settings import PreprocessSettings
@@ -80,7 +81,7 @@ def plot_prepared(prepared: list[PreparedFile], out, settings: PreprocessSetting
     for k, item in enumerate(usable):
         ax.plot(grid, item.row + 2.2 * k, lw=1)
         ax.text(grid[-1] + 2, 2.2 * k, Path(item.path).name, fontsize=7, va="center")
-    for line, label in ((6564.61, "Hα"), (6679.99, "He I")):
+    for line, label in ((HALPHA_VAC, "Hα"), (HEI_6678_VAC, "He I")):
         ax.axvline(line, color="0.7", lw=0.8, ls="--")
         ax.text(line + 1, 0.01, label, fontsize=7, ha="left", va="bottom",
                 transform=ax.get_xaxis_transform(), color="0.4")

@@ -24,8 +24,6 @@ from vo_al.core.base.errors import UnusableSpectrumError
 from vo_al.core.spectra.settings import PreprocessSettings
 from vo_al.core.spectra.record import Spectrum
 
-HALPHA_VAC = 6564.614   # Angstrom, vacuum (6562.801 in air)
-HEI_6678_VAC = 6679.995
 # Fewest usable pixels in the window for a row, as few as the shortest row (n_points >= 8):
 # fewer (an absurd wavelength axis puts 0-2 pixels there) would be a ramp between a handful of
 # pixels, not a spectrum. LAMOST has ~140 pixels in the default window, CCD700 ~830.
@@ -295,3 +293,21 @@ def preprocess_spectra(spectra: list[Spectrum],
         for j, i in enumerate(idx):
             reasons[i] = res.reasons[j]
     return BatchResult(out, reasons)
+
+
+_MOVED_TO_LINES = ("HALPHA_VAC", "HEI_6678_VAC")
+
+
+def __getattr__(name: str):
+    """The line wavelengths of 0.2.0 moved to `core.spectra.lines` (their one owner); the old
+    names still work, with a DeprecationWarning, until 0.3 (PEP 562; imported lazily: that
+    module imports this one)."""
+    if name in _MOVED_TO_LINES:
+        import warnings
+
+        from vo_al.core.spectra import lines
+
+        warnings.warn(f"{__name__}.{name} moved to vo_al.core.spectra.lines after vo-al 0.2.0; "
+                      "the old name goes in 0.3", DeprecationWarning, stacklevel=2)
+        return getattr(lines, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

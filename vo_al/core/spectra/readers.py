@@ -419,8 +419,9 @@ def _lamost_table_spectrum(raw: bytes, primary: RawHeader, extension: RawHeader,
     if len(flux) < 2 or not np.all(np.diff(wavelength) > 0):
         raise NotSpectrum("WAVELENGTH column is not strictly increasing")
     _checked_axis(wavelength, "the WAVELENGTH column")
+    unit = _text_or_none(extension, f"TUNIT{by_lower['flux'] + 1}")
     return _lamost_spectrum(wavelength, flux, ivar, andmask, _MergedHeader(primary, extension),
-                            path, LAMOST_TABLE)
+                            path, LAMOST_TABLE, unit)
 
 
 class _MergedHeader:
@@ -443,7 +444,7 @@ class _MergedHeader:
 
 
 def _lamost_spectrum(wavelength, flux, ivar, andmask, header, path: Path,
-                     reader: str) -> Spectrum:
+                     reader: str, flux_unit: str | None = None) -> Spectrum:
     finite = np.isfinite(flux)
     if not finite.any():
         raise NotSpectrum("flux has no finite value")
@@ -452,7 +453,8 @@ def _lamost_spectrum(wavelength, flux, ivar, andmask, header, path: Path,
         mask |= andmask != 0
     return Spectrum(wavelength, flux, ivar, mask, "lamost", _lamost_meta(header, path),
                     reader=reader, medium=VACUUM,
-                    medium_reason="LAMOST pipeline: vacuum wavelengths (METHOD.md)")
+                    medium_reason="LAMOST pipeline: vacuum wavelengths (METHOD.md)",
+                    flux_unit=(flux_unit or _text_or_none(header, "BUNIT") or "").strip())
 
 
 def _ccd700_spectrum(header: RawHeader, data, path: Path, medium: str | None = None,
@@ -479,7 +481,7 @@ def _ccd700_spectrum(header: RawHeader, data, path: Path, medium: str | None = N
         raise NotSpectrum("flux has no finite value")
     return Spectrum(to_vacuum(axis, file_medium), flux, None, ~finite, "ccd700",
                     _ccd700_meta(header, path), reader=CCD700, medium=file_medium,
-                    medium_reason=reason)
+                    medium_reason=reason, flux_unit=(_text_or_none(header, "BUNIT") or "").strip())
 
 
 def _image_medium(header: RawHeader, medium: str | None, medium_origin: str):

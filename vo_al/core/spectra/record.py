@@ -43,6 +43,8 @@ class Spectrum:
     `reader` names the reader that made it ('lamost-image', 'sdm-votable', 'specutils:...');
     `medium` is what the FILE's wavelengths were in ('air' or 'vacuum'; converted to vacuum here)
     and `medium_reason` why vo-al believes so: a person can check it (`vo-al preprocess`).
+    `flux_unit` is the flux's unit as the file states it (BUNIT, the flux column's unit), ''
+    where it states none (LAMOST's relative fluxes): the plots' y-axis says so.
     """
 
     wavelength: np.ndarray
@@ -54,6 +56,7 @@ class Spectrum:
     reader: str = ""
     medium: str = "vacuum"
     medium_reason: str = ""
+    flux_unit: str = ""
 
     def __post_init__(self) -> None:
         if self.instrument not in INSTRUMENTS:

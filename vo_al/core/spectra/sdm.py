@@ -136,7 +136,7 @@ def spectrum_from_sdm(table: SdmTable, reader: str, name: str, source: str,
     meta = _meta(table, name, source)
     return Spectrum(to_vacuum(wavelength, file_medium), flux_values, ivar, mask,
                     _instrument(table, meta), meta, reader=reader, medium=file_medium,
-                    medium_reason=reason)
+                    medium_reason=reason, flux_unit=flux.unit.strip())
 
 
 def read_sdm_fits(raw: bytes, name: str, source: str, medium: str | None = None,

@@ -108,6 +108,7 @@ class _Block:
     mask: np.ndarray                 # (n, pix) True = bad
     header: object                   # the loader's meta['header'] (astropy Header, dict, None)
     stated: list                     # what the file states about its medium
+    flux_unit: str = ""              # as specutils read it ('' for a bare number)
 
 
 # ---------------------------------------------------------------- public API
@@ -192,7 +193,7 @@ def _read(path, medium, medium_origin, max_bytes, single: bool) -> tuple[list, s
                 wavelength.copy(), flux.copy(),
                 None if block.ivar is None else block.ivar[row].copy(),
                 block.mask[row].copy(), OTHER, meta, reader=READER_PREFIX + fmt,
-                medium=file_medium, medium_reason=reason))
+                medium=file_medium, medium_reason=reason, flux_unit=block.flux_unit))
     return spectra, what
 
 
@@ -347,7 +348,8 @@ def _block(spec, what: str) -> _Block:
         wavelength, flux, mask = wavelength[order], flux[:, order], mask[:, order]
         ivar = None if ivar is None else ivar[:, order]
     return _Block(wavelength, flux, ivar, mask, spec.meta.get("header") if
-                  hasattr(spec.meta, "get") else None, stated)
+                  hasattr(spec.meta, "get") else None, stated,
+                  "" if flux_unit is None else flux_unit.to_string())
 
 
 def _angstrom(axis, what: str) -> tuple[np.ndarray, list]:
@@ -452,7 +454,8 @@ def _join_arms(arms: list[_Block], bands: list[str]) -> _Block:
         # file has it, not invented
         flux = np.where(weight > 0, weighted / weight,
                         np.where(count > 0, plain / np.maximum(count, 1), np.nan))
-    return _Block(grid.astype(np.float64), flux, weight, ~(weight > 0), None, [])
+    return _Block(grid.astype(np.float64), flux, weight, ~(weight > 0), None, [],
+                  arms[0].flux_unit)
 
 
 # ---------------------------------------------------------------- medium and meta

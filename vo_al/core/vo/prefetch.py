@@ -64,6 +64,16 @@ class SpectrumPrefetcher:
                 old.cancel()            # not started yet: never read; running: result dropped
             return future
 
+    @classmethod
+    def for_project(cls, project=None) -> "SpectrumPrefetcher":
+        """One that downloads into `project`'s harvest cache and reads within its limits (the
+        limits of a file read); None: no cache, the default limits."""
+        if project is None:
+            return cls(None)
+        from vo_al.core.vo.harvest import project_cache_folder
+
+        return cls(project_cache_folder(project.folder), limits=project.settings.limits)
+
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         with self._lock:
