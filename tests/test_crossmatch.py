@@ -603,9 +603,17 @@ def test_cli_crossmatch_radius_scan_export(scored_project, tmp_path, capsys):
     assert allrows.meta["simbad_radius_arcsec"] == 20
     assert {p.name for p in out.iterdir()} >= {f"{t}.{s}" for t in xm.TABLE_NAMES
                                                for s in ("vot", "csv", "ecsv")}
+    capsys.readouterr()
     run("radius-scan", scored_project, "--catalogue", SIMBAD_LIKE, "--out", out)
     assert (out / "radius_scan.png").stat().st_size > 1000
     scan = Table.read(out / "radius_scan.vot")
+    # the screen shows what the numbers mean (11 candidates: a fraction to 3 decimals); the
+    # files keep every digit
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split() == list(scan.colnames)
+    fractions = [line.split()[scan.colnames.index("fraction_matched")] for line in printed[3:-1]]
+    assert len(fractions) == len(scan) and all(len(f.split(".")[1]) == 3 for f in fractions)
+    assert any(len(repr(float(f)).split(".")[1]) > 3 for f in scan["fraction_matched"])
     assert len(scan) == len(xm.SCAN_RADII) and str(scan["radius"].unit) == "arcsec"
     run("export", scored_project, "--out", out / "cands.vot")
     run("export", scored_project, "--out", out / "rejected.csv", "--rejected")

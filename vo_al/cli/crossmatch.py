@@ -106,7 +106,11 @@ def cmd_radius_scan(args):
     for fmt in parse_formats(args.formats):
         write_catalogue(scan, out / f"radius_scan{TABLE_FORMATS[fmt].suffix}", fmt, params)
     png = xm.plot_radius_scan(scan, out / "radius_scan.png", chosen=args.chosen)
-    scan.pprint(max_lines=-1, max_width=-1)
+    shown = scan.copy(copy_data=False)     # the files keep every digit; the screen what they mean
+    shown["radius"].format = "g"
+    for column in ("fraction_matched", "mean_objects"):
+        shown[column].format = ".3f"
+    shown.pprint(max_lines=-1, max_width=-1)
     print(f"plot: {png}")
 
 
