@@ -54,6 +54,12 @@ POOL_LOCK = "pool.lock"
 SEGMENT_KINDS = ("ingest", "add")
 
 _SQL_BATCH = 900            # host parameters per IN (...) query, below every SQLite limit
+# rows of metadata read from SQLite at a time: SQLite hands back a Python tuple per row, so a
+# read of many rows goes a range at a time into numpy (tens of MB of Python objects at once,
+# never the whole pool's: 4.1 M rows of tuples were 1.8 GB)
+_SCAN_ROWS = 65536
+# more wanted rows than this (and than 1/16 of the pool): one pass over the table beats IN lists
+_SCAN_FROM = 1000
 _ADD_SEGMENT_ROWS = 1024    # first size of an 'add' segment (it doubles as a harvest grows)
 
 
@@ -247,18 +253,17 @@ class PoolStore:
         with self._lock:
             n = self._len
             if indices is None:
-                raw = self._db.execute(
-                    f"SELECT {sql_cols} FROM spectra WHERE idx < ? ORDER BY idx", (n,)).fetchall()
-                return self._columns(raw, columns)
+                return self._scan(sql_cols, columns, n, None)
             idx = np.asarray(indices, dtype=np.int64).reshape(-1)
             if idx.size and (idx.min() < 0 or idx.max() >= n):
                 bad = idx[(idx < 0) | (idx >= n)][0]
                 raise PoolError(f"{self.folder}: index {bad} out of range for a pool of "
                                 f"{n} spectra")
-            if idx.size > max(1000, n // 16):
-                every = self.metadata(None, columns)
-                return {c: a[idx] for c, a in every.items()}
             uniq = np.unique(idx)
+            if idx.size > max(_SCAN_FROM, n // 16):        # many rows: one pass over the table
+                cols = self._scan(sql_cols, columns, n, uniq)
+                pos = np.searchsorted(uniq, idx)
+                return {c: a[pos] for c, a in cols.items()}
             fetched = []
             for i in range(0, uniq.size, _SQL_BATCH):
                 part = uniq[i:i + _SQL_BATCH].tolist()
@@ -270,19 +275,35 @@ class PoolStore:
         pos = np.searchsorted(uniq, idx)
         return {c: a[pos] for c, a in cols.items()}
 
+    def _scan(self, sql_cols: str, columns: list[str], n: int,
+              wanted: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Under the lock: the rows with idx < n (all, or the sorted unique `wanted`) in idx
+        order, read `_SCAN_ROWS` rows at a time."""
+        parts = []
+        for lo in range(0, n, _SCAN_ROWS):
+            hi = min(lo + _SCAN_ROWS, n)
+            if wanted is not None:
+                keep = wanted[np.searchsorted(wanted, lo):np.searchsorted(wanted, hi)]
+                if keep.size == 0:
+                    continue
+            raw = self._db.execute(f"SELECT idx, {sql_cols} FROM spectra WHERE idx >= ? AND "
+                                   f"idx < ? ORDER BY idx", (lo, hi)).fetchall()
+            rows, *arrays = _arrays(raw, ["i", *(META_COLUMNS[c][1] for c in columns)])
+            chunk = dict(zip(columns, arrays))
+            if wanted is not None:
+                at = np.searchsorted(rows, keep)
+                if not np.array_equal(rows[np.minimum(at, rows.size - 1)], keep):
+                    raise PoolError(f"{self.folder}: pool.sqlite lacks the metadata of rows "
+                                    f"{lo}-{hi - 1} (a damaged pool)")
+                chunk = {c: a[at] for c, a in chunk.items()}
+            parts.append(chunk)
+        if not parts:
+            return self._columns([], columns)
+        return {c: np.concatenate([part[c] for part in parts]) for c in columns}
+
     @staticmethod
     def _columns(raw: list, columns: list[str]) -> dict[str, np.ndarray]:
-        values = list(zip(*raw)) if raw else [()] * len(columns)
-        out = {}
-        for col, vals in zip(columns, values):
-            kind = META_COLUMNS[col][1]
-            if kind == "i":
-                out[col] = np.array(vals, dtype=np.int64)
-            elif kind == "f":
-                out[col] = np.array(vals, dtype=np.float64)     # NULL (None) -> NaN
-            else:
-                out[col] = np.array(vals, dtype=str) if vals else np.array([], dtype="<U1")
-        return out
+        return dict(zip(columns, _arrays(raw, [META_COLUMNS[c][1] for c in columns])))
 
     def index_of(self, names: Iterable[str]) -> np.ndarray:
         """Global indices of spectra by name, in the order given; PoolError naming unknown ones."""
@@ -625,3 +646,17 @@ class PoolWriter:
                 self.pool.refresh()
         finally:
             self._lock.release()
+
+
+def _arrays(raw: list, kinds: list[str]) -> list[np.ndarray]:
+    """SQLite's rows (tuples) as one numpy array per column of kind 'i', 'f' or text."""
+    values = list(zip(*raw)) if raw else [()] * len(kinds)
+    out = []
+    for kind, vals in zip(kinds, values):
+        if kind == "i":
+            out.append(np.array(vals, dtype=np.int64))
+        elif kind == "f":
+            out.append(np.array(vals, dtype=np.float64))     # NULL (None) -> NaN
+        else:
+            out.append(np.array(vals, dtype=str) if vals else np.array([], dtype="<U1"))
+    return out
