@@ -19,6 +19,9 @@ TOPCAT_ROW_CLICKS = ("TOPCAT sends its row clicks only with its \"Send row index
                      "action on, off by default (in TOPCAT: Views › Activation Actions)")
 
 ALADIN_LOCKFILE = "Aladin is not on this hub: Aladin only finds a hub whose lockfile is ~/.samp"
+# the hub's lockfile is ~/.samp and something was sent, but Aladin is not there
+ALADIN_JOINS_AT_START = ("Aladin is not on this hub: an Aladin started now joins it (it looks for "
+                         "~/.samp at its start-up only)")
 
 
 def peer_hints(hub: HubInfo | None, peer_names: Iterable[str], sent: bool) -> list[str]:
@@ -37,6 +40,5 @@ def peer_hints(hub: HubInfo | None, peer_names: Iterable[str], sent: bool) -> li
             hints.append(f"{ALADIN_LOCKFILE} (this hub's is {hub.lockfile})")
         elif sent:
             # Aladin joins the hub at its own start-up (tests/samp_peers.py starts it so)
-            hints.append("Aladin is not on this hub: an Aladin started now joins it (it "
-                         "looks for ~/.samp at its start-up only)")
+            hints.append(ALADIN_JOINS_AT_START)
     return hints
