@@ -126,10 +126,13 @@ def test_first_run_offers_the_demo_once(tmp_path, qtbot, open_window):
     config = SimulationConfig(n_train=150, n_pool=200, target_fraction=0.1, workers=1)
     box = w.offer_demo_if_first_run(tmp_path / "demo", config)
     assert box is not None and box.isVisible() and "offline demo" in box.text()
+    # it names the folder Project › Open… accepts, as the demo makes it
+    assert f"holding project.json: the demo's is\n{tmp_path / 'demo' / 'project'}" in box.text()
     assert load_preferences().demo_offered            # saved at once: asked only once
     with qtbot.waitSignal(w.job_done, timeout=JOB_TIMEOUT_MS):
         qtbot.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.session is not None, timeout=10_000)
+    assert w.project.folder == tmp_path / "demo" / "project"
     # the demo's 'gap' artefacts with a mostly dead H-alpha window are rejected
     pool = w.project.pool
     assert len(pool) + len(pool.rejected()) == 200 and len(pool) > 190

@@ -252,7 +252,9 @@ class MainWindow(QMainWindow):
         box = QMessageBox(QMessageBox.Icon.Question, "Welcome to vo-al",
                           "Try vo-al on the offline demo?\n\nIt writes synthetic LAMOST-like "
                           f"spectra and a project over them to\n{demo_folder}\n(no network "
-                          "needed), then you train, label and estimate precision step by step.",
+                          "needed), then you train, label and estimate precision step by step."
+                          f"\n\nProject › Open… takes a project folder, the one holding "
+                          f"project.json: the demo's is\n{demo_folder / 'project'}",
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         yes = box.button(QMessageBox.StandardButton.Yes)
         box.buttonClicked.connect(lambda button: self.create_demo(demo_folder, config)
