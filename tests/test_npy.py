@@ -20,41 +20,48 @@ class _Finalised:
             pass
 
 
+OPENS_PER_THREAD = 500     # a count, not a time: a loaded machine runs fewer per second
+
+
 def test_headers_parsed_from_many_threads_under_garbage_collection(tmp_path):
     path = tmp_path / "segment.npy"
     np.save(path, np.arange(1024 * 140, dtype=np.float32).reshape(1024, 140))
     errors, opened = [], []
-    stop = time.monotonic() + 6
+    readers_done = threading.Event()
+    deadline = time.monotonic() + 300    # a bound on a hang, never reached by a working run
     old_interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)          # switch threads as often as the interpreter can
 
     def reader():
         n = 0
-        while time.monotonic() < stop:
+        while n < OPENS_PER_THREAD and time.monotonic() < deadline:
             try:
                 a = open_npy(path)
                 assert a.shape == (1024, 140) and a[3, 7] == 3 * 140 + 7
-                n += 1
             except Exception as exc:        # noqa: BLE001 - every failure is the finding
                 errors.append(exc)
+            n += 1
         opened.append(n)
 
     def litter():
-        while time.monotonic() < stop:
+        while not readers_done.is_set():
             junk = [_Finalised() for _ in range(100)]
             junk.append(junk)               # a cycle: only the collector frees it
             del junk
 
-    threads = [threading.Thread(target=reader) for _ in range(4)]
-    threads.append(threading.Thread(target=litter))
+    readers = [threading.Thread(target=reader) for _ in range(4)]
+    littering = threading.Thread(target=litter)
     try:
-        for t in threads:
+        littering.start()
+        for t in readers:
             t.start()
-        for t in threads:
+        for t in readers:
             t.join()
     finally:
+        readers_done.set()
+        littering.join()
         sys.setswitchinterval(old_interval)
     assert not errors, f"{len(errors)} failures, first: {errors[0]!r}"
-    assert sum(opened) > 100
+    assert opened == [OPENS_PER_THREAD] * 4
     a = open_npy(path)
     assert isinstance(a, np.memmap) and not a.flags.writeable
