@@ -20,7 +20,10 @@ class _Finalised:
             pass
 
 
-OPENS_PER_THREAD = 500     # a count, not a time: a loaded machine runs fewer per second
+# each reader parses for this long, and at least once: how many parses fit depends on the
+# machine and on every other thread alive in the process (the switch interval below rotates
+# the GIL through all of them), so no count is required
+READ_SECONDS = 6.0
 
 
 def test_headers_parsed_from_many_threads_under_garbage_collection(tmp_path):
@@ -28,13 +31,13 @@ def test_headers_parsed_from_many_threads_under_garbage_collection(tmp_path):
     np.save(path, np.arange(1024 * 140, dtype=np.float32).reshape(1024, 140))
     errors, opened = [], []
     readers_done = threading.Event()
-    deadline = time.monotonic() + 300    # a bound on a hang, never reached by a working run
+    stop = time.monotonic() + READ_SECONDS
     old_interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)          # switch threads as often as the interpreter can
 
     def reader():
         n = 0
-        while n < OPENS_PER_THREAD and time.monotonic() < deadline:
+        while n == 0 or time.monotonic() < stop:
             try:
                 a = open_npy(path)
                 assert a.shape == (1024, 140) and a[3, 7] == 3 * 140 + 7
@@ -62,6 +65,6 @@ def test_headers_parsed_from_many_threads_under_garbage_collection(tmp_path):
         littering.join()
         sys.setswitchinterval(old_interval)
     assert not errors, f"{len(errors)} failures, first: {errors[0]!r}"
-    assert opened == [OPENS_PER_THREAD] * 4
+    assert len(opened) == 4 and min(opened) >= 1, opened
     a = open_npy(path)
     assert isinstance(a, np.memmap) and not a.flags.writeable
