@@ -12,9 +12,10 @@ loads the model file once (kept in the worker process, keyed by path and content
 retrained model under the same name is loaded anew). Keras is imported in the workers only: the
 client never imports TensorFlow.
 
-The client writes each partition into a memory-mapped temporary beside the score file as it
-arrives, with a bounded number of partitions in flight (memory stays bounded however large the
-pool), and renames it to `out_path` only once every partition is in. A failed or cancelled run
+The client writes each partition into the score file's memory-mapped temporary as it arrives
+(`scoring.score_file`, the one owner of how a score file is published), with a bounded number
+of partitions in flight (memory stays bounded however large the pool), and renames it to
+`out_path` only once every partition is in. A failed or cancelled run
 removes the temporary, so no partial score file is ever published.
 
 Failures: a task that raises is retried (`retries`) on whichever worker is free; a worker that
@@ -38,9 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vo_al.core.base.atomic import fsync_dir, remove_quietly, temporary_sibling
 from vo_al.core.base.errors import DistributedError, ParameterError, VoAlError
 from vo_al.core.base.progress import CancelToken, Job, Progress
+from vo_al.core.learning.scoring import score_file
 
 DEFAULT_CHUNK_ROWS = 16384      # a few seconds of CNN per partition: small next to task overhead
 CONNECT_TIMEOUT_S = 10.0        # reaching the scheduler
@@ -271,7 +272,6 @@ def score_pool_distributed(model_path, pool, out_path, scheduler,
     `worker_timeout`: seconds to wait for a first worker, or with every worker gone.
     ParameterError for a bad argument, DistributedError when the cluster cannot finish.
     """
-    from vo_al.core.learning.classes import N_CLASSES
     from vo_al.core.learning.device import check_precision
 
     check_precision(precision)
@@ -289,7 +289,6 @@ def score_pool_distributed(model_path, pool, out_path, scheduler,
     if not model_path.is_file():
         raise ParameterError("model_path", str(model_path), "an existing saved model file")
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     digest = _file_digest(model_path)
 
     pool, owns_pool = _open_pool(pool)
@@ -299,10 +298,7 @@ def score_pool_distributed(model_path, pool, out_path, scheduler,
         pool_folder = os.path.abspath(pool.folder)
         total = len(pool)
         client, owns_client, address = _connect(scheduler, connect_timeout)
-        tmp = temporary_sibling(out_path, "partial")
-        try:
-            proba = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                              shape=(total, N_CLASSES))
+        with score_file(out_path, total) as proba:
             yield Progress("score", 0, total)
             if total:
                 try:
@@ -316,13 +312,6 @@ def score_pool_distributed(model_path, pool, out_path, scheduler,
                     client, address, proba, pool, pool_folder, total, str(model_path), digest,
                     int(chunk_rows), int(batch_size), precision, cancel, int(retries),
                     max_in_flight, float(worker_timeout))
-            proba.flush()
-            del proba
-            os.replace(tmp, out_path)
-        except BaseException:
-            remove_quietly(tmp)
-            raise
-        fsync_dir(out_path.parent)
         return out_path
     finally:
         if owns_client and client is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +23,10 @@ def score_pool(model, pool, out_path: Path, chunk_rows: int = 65536, batch_size:
     failed or cancelled scoring removes its temporary. Cancel is honoured between chunks.
     `precision`: 'float32' or 'bfloat16' (learning.device).
     """
-    from vo_al.core.learning.model import N_CLASSES, predict_proba
+    from vo_al.core.learning.model import predict_proba
 
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(out_path, "partial")
     total = len(pool)
-    try:
-        proba = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                          shape=(total, N_CLASSES))
+    with score_file(out_path, total) as proba:
         done = 0
         yield Progress("score", 0, total)
         for start, rows in pool.iter_chunks(chunk_rows):
@@ -43,6 +39,24 @@ def score_pool(model, pool, out_path: Path, chunk_rows: int = 65536, batch_size:
                                                            precision=precision)
             done += len(rows)
             yield Progress("score", done, total)
+    return Path(out_path)
+
+
+@contextmanager
+def score_file(out_path: Path, total: int):
+    """The score file of every scoring (here and `distributed`): a (total, 3) float32 memmap
+    under a temporary name of its own beside `out_path` (PID + random part: two scorings of one
+    file never share it), renamed to `out_path` when the block ends and removed when it raises
+    (a failure, a cancel, a closed job): a reader never sees a half-scored pool."""
+    from vo_al.core.learning.classes import N_CLASSES
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(out_path, "partial")
+    try:
+        proba = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                          shape=(total, N_CLASSES))
+        yield proba
         proba.flush()
         del proba
         os.replace(tmp, out_path)
@@ -50,7 +64,6 @@ def score_pool(model, pool, out_path: Path, chunk_rows: int = 65536, batch_size:
         remove_quietly(tmp)
         raise
     fsync_dir(out_path.parent)
-    return out_path
 
 
 def predicted_classes(proba: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
