@@ -92,21 +92,34 @@ def write_pool_rows(pool: PoolStore, truth_csv: Path, n: int, survey: SurveyMode
     truth_csv.parent.mkdir(parents=True, exist_ok=True)
     write_truth_csv(truth_csv, [PoolEntry(layout.file_name(i), KIND_LABEL[kind], kind)
                                 for i, kind in enumerate(layout.kinds)])
+    added = yield from _write_chunks(
+        pool, n, settings, cancel, f"synthetic-pool:{seed}:{n}", "synthetic pool",
+        "synthetic pool spectra", lambda i: lamost_record(layout, i, survey), reserve=True)
+    return {"spectra": n, "added": added, "rows": len(pool), "rejected": len(pool.rejected())}
+
+
+def _write_chunks(pool: PoolStore, n: int, settings: PreprocessSettings,
+                  cancel: CancelToken | None, key_prefix: str, what: str, spectra_text: str,
+                  record, reserve: bool = False) -> Job[int]:
+    """Job: spectra `record(i)` for i < n appended as rows of `pool`, CHUNK_ROWS at a time, each
+    chunk committed under its own key (a stopped run resumes with the chunks not done);
+    returns the rows added."""
     starts = range(0, n, CHUNK_ROWS)
-    keys = [f"synthetic-pool:{seed}:{n}:{start}" for start in starts]
+    keys = [f"{key_prefix}:{start}" for start in starts]
     added = 0
     with pool.writer("ingest", settings) as out:
-        out.reserve(n)
+        if reserve:
+            out.reserve(n)
         done = out.chunks_done(keys)
         for start, key in zip(starts, keys):
             stop = min(start + CHUNK_ROWS, n)
             if key not in done:
                 if cancel is not None and cancel.cancelled:
-                    raise Cancelled(f"synthetic pool cancelled after {start} of {n} spectra")
-                spectra = [lamost_record(layout, i, survey) for i in range(start, stop)]
-                added += _append_chunk(out, key, spectra, settings)
-            yield Progress("rows", stop, n, "synthetic pool spectra, preprocessed")
-    return {"spectra": n, "added": added, "rows": len(pool), "rejected": len(pool.rejected())}
+                    raise Cancelled(f"{what} cancelled after {start} of {n} spectra")
+                added += _append_chunk(out, key, [record(i) for i in range(start, stop)],
+                                       settings)
+            yield Progress("rows", stop, n, f"{spectra_text}, preprocessed")
+    return added
 
 
 def write_training_rows(pool: PoolStore, n: int, survey: SurveyModel, seed: int,
@@ -115,19 +128,9 @@ def write_training_rows(pool: PoolStore, n: int, survey: SurveyModel, seed: int,
     """Job: n CCD700-like labelled spectra (the training-set classes) as rows of `pool`; returns
     {name: label} of the rows the pool holds."""
     labels = training_labels(n, np.random.default_rng(seed))
-    starts = range(0, n, CHUNK_ROWS)
-    keys = [f"synthetic-training:{seed}:{n}:{start}" for start in starts]
-    with pool.writer("ingest", settings) as out:
-        done = out.chunks_done(keys)
-        for start, key in zip(starts, keys):
-            stop = min(start + CHUNK_ROWS, n)
-            if key not in done:
-                if cancel is not None and cancel.cancelled:
-                    raise Cancelled(f"synthetic training set cancelled after {start} of {n}")
-                spectra = [ccd700_record(i, int(labels[i]), seed, survey)
-                           for i in range(start, stop)]
-                _append_chunk(out, key, spectra, settings)
-            yield Progress("rows", stop, n, "synthetic training spectra, preprocessed")
+    yield from _write_chunks(pool, n, settings, cancel, f"synthetic-training:{seed}:{n}",
+                             "synthetic training set", "synthetic training spectra",
+                             lambda i: ccd700_record(i, int(labels[i]), seed, survey))
     label_of = {training_name(i): int(label) for i, label in enumerate(labels)}
     names = pool.metadata(columns=["name"])["name"]
     return {str(name): label_of[str(name)] for name in names}
