@@ -23,7 +23,8 @@
 #
 # Environment: VO_AL_DACHS_PORT (default 8080), VO_AL_PYTHON (default: the repo's .venv python),
 #              VO_AL_DACHS_QUIET=1 to silence the step log, VO_AL_ONDREJOV_LABELS (the labels.csv
-#              the CCD700 names come from; default ../shared/data/real/ondrejov/labels.csv
+#              the CCD700 names come from; default $VO_AL_REAL_DATA/ondrejov/labels.csv, else
+#              ../shared/data/real/ondrejov/labels.csv
 #              beside the repository, synthetic names when absent).
 set -euo pipefail
 
@@ -392,7 +393,8 @@ cmd_import_ccd700() {
     dachs_installed || die "DaCHS is not installed: run 'scripts/dachs.sh install' first"
     local py=${VO_AL_PYTHON:-$REPO/.venv/bin/python}
     [ -x "$py" ] || die "no Python at $py: run scripts/bootstrap.sh (or set VO_AL_PYTHON)"
-    local labels=${VO_AL_ONDREJOV_LABELS:-$REPO/../shared/data/real/ondrejov/labels.csv}
+    # the tests' folder of real files ($VO_AL_REAL_DATA, else ../shared/data/real) holds it
+    local labels=${VO_AL_ONDREJOV_LABELS:-${VO_AL_REAL_DATA:-$REPO/../shared/data/real}/ondrejov/labels.csv}
     local names=synthetic
     local args=()
     if [ -f "$labels" ]; then

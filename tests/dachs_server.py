@@ -254,6 +254,9 @@ class Ccd700Archive:
     n_spectra: int
     data_dir: Path          # the native FITS files NAME.fits
     truth: Path             # id,label (publisher DID, the Ondřejov labels file's scheme)
+    # the real labels file the names were taken from; None when they are synthetic (the import
+    # ran where ../shared had no labels.csv): a test's labels must come from the same place
+    labels_source: Path | None = None
 
     @property
     def ssap_url(self) -> str:
@@ -314,8 +317,10 @@ def ccd700(dachs) -> Ccd700Archive:
                 _run(["import-ccd700", str(IMPORT_N), str(IMPORT_SEED)])
         imported = _ccd700_imported()
         assert imported is not None, "scripts/dachs.sh import-ccd700 left no imported.json"
+    names = Path(str(imported.get("names", "")))
     archive = Ccd700Archive(f"http://{HOST}:{_port()}", _authority(), int(imported["n"]),
-                            Path(imported["data"]), Path(imported["truth"]))
+                            Path(imported["data"]), Path(imported["truth"]),
+                            names if names.is_file() else None)
     _wait_until(lambda: _ok(f"{archive.ssap_url}?REQUEST=queryData&MAXREC=1"), 60,
                 f"CCD700 SSA service {archive.ssap_url} does not answer")
     return archive

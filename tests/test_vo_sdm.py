@@ -107,11 +107,13 @@ def test_a_did_the_service_does_not_know_is_reported(ccd700, compliant):
     assert found.failed and found.failed[0][0].endswith("zz999999") and found.failed[0][1]
 
 
-def _labels_file(tmp_path, ccd700, real_data_dir) -> tuple[Path, int]:
-    """The published Ondřejov labels file where ../shared has it (its ids are the archive's
-    names with the real authority), else the archive's truth in the same scheme."""
-    real = real_data_dir / "ondrejov" / "labels.csv" if real_data_dir else None
-    if real is not None and real.is_file():
+def _labels_file(tmp_path, ccd700) -> tuple[Path, int]:
+    """The published Ondřejov labels file the archive's names were taken from (its ids are
+    those names with the real authority), else the archive's truth in the same scheme. Which
+    one is the import's record, not whether ../shared has the file now: an archive imported
+    with synthetic names matches only a handful of the real ids by chance."""
+    real = ccd700.labels_source
+    if real is not None:
         return real, sum(1 for _ in csv.DictReader(real.open()))
     path = tmp_path / "labels.csv"
     rows = list(csv.DictReader(ccd700.truth.open()))
@@ -124,12 +126,10 @@ def _labels_file(tmp_path, ccd700, real_data_dir) -> tuple[Path, int]:
 
 
 def test_import_training_from_the_service_by_did(tmp_path, ccd700):
-    from conftest import real_data_dir
-
     from vo_al.core.session.labels import read_label_csv, spectrum_key
     from vo_al.core.session.project import Project
 
-    labels, n_labels = _labels_file(tmp_path, ccd700, real_data_dir())
+    labels, n_labels = _labels_file(tmp_path, ccd700)
     project = Project.create(tmp_path / "proj", tmp_path / "proj" / "pool")
     result = run_job(project.import_training_from_service(
         _service(ccd700), labels, scheme="ondrejov", form="sdm-fits", workers=4))
@@ -154,9 +154,7 @@ def test_import_training_from_the_service_by_did(tmp_path, ccd700):
 
 
 def test_cli_import_training_and_harvest_forms(tmp_path, ccd700):
-    from conftest import real_data_dir
-
-    labels, _ = _labels_file(tmp_path, ccd700, real_data_dir())
+    labels, _ = _labels_file(tmp_path, ccd700)
     proj = tmp_path / "p"
 
     def cli(*args):
