@@ -79,6 +79,8 @@ def test_cells_keep_the_digits_their_quantity_means():
     assert cell_format("ra", sexagesimal=True)(150.123456789) == "10:00:29.630"
     assert cell_format("simbad_dec", sexagesimal=True)(-2.5) == "-02:30:00.00"
     assert cell_format("p_double")(np.float32(0.973125)) == "0.9731"        # a probability
+    assert cell_format("p_single")(np.float32(3.2e-5)) == "3.2e-05"        # not '0.0000'
+    assert cell_format("p_single")(0.0) == "0.0000" and cell_format("p_single")(5e-5) == "0.0001"
     assert cell_format("h16_sep")(3.14159) == "3.14"                         # arcsec
     assert cell_format("snr")(12.345) == "12.3"
     assert cell_format("fraction_matched")(0.12345) == "0.123"

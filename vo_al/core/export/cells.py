@@ -2,7 +2,8 @@
 
 The column's UCD and unit in `COLUMN_INFO` (the facts a catalogue is written with) decide:
 positions in decimal degrees to 6 decimals or sexagesimal (one choice for every table),
-probabilities to 4 decimals, separations in arcsec to 0.01″, S/N to 0.1, ratios to 3 decimals;
+probabilities to 4 decimals (one too small for them in 2 significant digits, '3.2e-05': a
+model's 'not this class' is rarely exactly 0, and '0.0000' hides how sure it is), separations in arcsec to 0.01″, S/N to 0.1, ratios to 3 decimals;
 any other float keeps 4 significant digits. A missing value (NaN) is an empty cell. The app's
 tables show these texts; sorting and filtering use the numbers themselves.
 """
@@ -20,7 +21,8 @@ from vo_al.core.export.catalogue import COLUMN_INFO
 CellFormat = Callable[[object], str]
 
 # (a UCD word, decimals) in the order they are tried; the unit arcsec is a separation
-_DECIMALS_BY_UCD = (("stat.probability", 4), ("stat.snr", 1), ("arith.ratio", 3))
+PROBABILITY_DECIMALS = 4
+_DECIMALS_BY_UCD = (("stat.snr", 1), ("arith.ratio", 3))
 ARCSEC_DECIMALS = 2
 
 
@@ -38,6 +40,17 @@ def _fixed(decimals: int) -> CellFormat:
             return str(value)
         return "" if math.isnan(number) else f"{number:.{decimals}f}"
     return write
+
+
+def _probability(value) -> str:
+    number = _number(value)
+    if number is None:
+        return str(value)
+    if math.isnan(number):
+        return ""
+    if 0 < number < 0.5 * 10 ** -PROBABILITY_DECIMALS:     # would read 0.0000
+        return f"{number:.1e}"
+    return f"{number:.{PROBABILITY_DECIMALS}f}"
 
 
 def _general(value) -> str:
@@ -76,6 +89,8 @@ def cell_format(column: str, sexagesimal: bool = False) -> CellFormat:
         return _position(dec_dms) if sexagesimal else _fixed(DEGREE_DECIMALS)
     if unit == "arcsec":
         return _fixed(ARCSEC_DECIMALS)
+    if "stat.probability" in words:
+        return _probability
     for word, decimals in _DECIMALS_BY_UCD:
         if word in words:
             return _fixed(decimals)
