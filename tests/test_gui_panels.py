@@ -176,9 +176,9 @@ def test_samp_panel_says_who_got_a_send_and_asks_before_stopping_its_hub(window,
         assert panel.status.text() == "SAMP: J0003: sent to peer"
 
         panel.disconnect_button.click()
-        qtbot.waitUntil(lambda: panel.disconnect_question is not None
-                        and panel.disconnect_question.isVisible(), timeout=WAIT_MS)
-        box = panel.disconnect_question
+        qtbot.waitUntil(lambda: panel.stop_hub_question is not None
+                        and panel.stop_hub_question.isVisible(), timeout=WAIT_MS)
+        box = panel.stop_hub_question
         assert "peer is on" in box.text() and "stops it" in box.text()
         assert box.defaultButton() is box.button(QMessageBox.StandardButton.No)
         box.button(QMessageBox.StandardButton.No).click()
@@ -186,10 +186,53 @@ def test_samp_panel_says_who_got_a_send_and_asks_before_stopping_its_hub(window,
         assert samp_lockfile.exists()
 
         panel.disconnect_button.click()
-        qtbot.waitUntil(lambda: panel.disconnect_question.isVisible(), timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: panel.stop_hub_question.isVisible(), timeout=WAIT_MS)
         with qtbot.waitSignal(panel.connected_changed, timeout=WAIT_MS) as blocker:
-            panel.disconnect_question.button(QMessageBox.StandardButton.Yes).click()
+            panel.stop_hub_question.button(QMessageBox.StandardButton.Yes).click()
         assert blocker.args == [False] and panel.link is None
         qtbot.waitUntil(lambda: not samp_lockfile.exists(), timeout=WAIT_MS)   # hub stopped
     finally:
         peer.close()
+
+
+def test_closing_the_window_asks_before_stopping_the_hub_a_tool_is_on(window, qtbot,
+                                                                      samp_lockfile):
+    """Closing the window stops vo-al's embedded hub, as Disconnect does: with a tool on it,
+    the close asks first, naming it; No keeps the window, the project and the hub; Yes
+    closes and stops the hub. With nobody on the hub it closes at once."""
+    from PyQt6.QtWidgets import QMessageBox
+
+    w = window[0]
+    panel = w.samp
+    with qtbot.waitSignal(panel.connected_changed, timeout=WAIT_MS):
+        panel.connect_hub()
+    assert panel.link.hub_info.embedded and panel.tools_losing_hub() == []
+    peer = Receiver("peer", ["coord.pointAt.sky"])
+    try:
+        qtbot.waitUntil(lambda: panel.tools_losing_hub() == ["peer"], timeout=WAIT_MS)
+        assert w.close() is False and w.isVisible()
+        box = panel.stop_hub_question
+        qtbot.waitUntil(lambda: box.isVisible(), timeout=WAIT_MS)
+        assert "peer is on" in box.text() and "Quitting vo-al stops it" in box.text()
+        assert box.defaultButton() is box.button(QMessageBox.StandardButton.No)
+        box.button(QMessageBox.StandardButton.No).click()
+        assert w.isVisible() and panel.connected and samp_lockfile.exists()
+        assert "stays open" in panel.status.text()
+
+        assert w.close() is False
+        qtbot.waitUntil(lambda: panel.stop_hub_question.isVisible(), timeout=WAIT_MS)
+        panel.stop_hub_question.button(QMessageBox.StandardButton.Yes).click()
+        qtbot.waitUntil(lambda: not w.isVisible(), timeout=WAIT_MS)
+        assert panel.link is None and not samp_lockfile.exists()          # hub stopped
+    finally:
+        peer.close()
+
+
+def test_closing_the_window_with_nobody_on_the_hub_closes_at_once(window, qtbot,
+                                                                 samp_lockfile):
+    w = window[0]
+    with qtbot.waitSignal(w.samp.connected_changed, timeout=WAIT_MS):
+        w.samp.connect_hub()
+    qtbot.waitUntil(lambda: not w.samp.busy, timeout=WAIT_MS)
+    assert w.close() is True and w.samp.stop_hub_question is None
+    assert not samp_lockfile.exists()

@@ -158,5 +158,5 @@ def test_the_dock_names_who_received_each_send(window, qtbot, topcat, aladin):
     assert "topcat" in panel.status.text() and "Aladin" in panel.status.text()
     with qtbot.waitSignal(panel.connected_changed, timeout=30_000):
         panel.disconnect_hub()                    # TOPCAT's hub: no question, it keeps running
-    assert panel.disconnect_question is None
+    assert panel.stop_hub_question is None
     qtbot.waitUntil(lambda: not panel.busy, timeout=30_000)

@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
         self.session: ActiveLearningSession | None = None
         self.error_box: QMessageBox | None = None
         self.finish_question: QMessageBox | None = None
+        self._quit_confirmed = False            # Yes to "Quit and stop the hub?"
         self.jobs = JobRunner(self)             # the steps and the demo, one at a time
         self.panel = TrainingPanel(self.jobs)   # its progress line follows them first
         self.jobs.progress.connect(self._job_progress)
@@ -535,6 +536,13 @@ class MainWindow(QMainWindow):
         self.update_preferences(change)
 
     def closeEvent(self, event) -> None:
+        # Closing stops the SAMP hub vo-al embeds: the tools on it are asked about first,
+        # as Disconnect asks (from the client list shown, so that the close stays immediate)
+        tools = [] if self._quit_confirmed else self.samp.tools_losing_hub()
+        if tools:
+            event.ignore()
+            self.samp.ask_before_quitting(tools, self._quit_after_question)
+            return
         self._remember_layout()
         self.jobs.shutdown(60)
         self.sources.shutdown(60)
@@ -548,3 +556,7 @@ class MainWindow(QMainWindow):
             self.project.close()
             self.project = None
         super().closeEvent(event)
+
+    def _quit_after_question(self) -> None:
+        self._quit_confirmed = True
+        self.close()

@@ -91,7 +91,8 @@ class SampPanel(QWidget):
         self.hint = QLabel()            # link.hints(): what vo-al cannot fix from its side
         self.hint.setWordWrap(True)
         self.hint.hide()
-        self.disconnect_question: QMessageBox | None = None
+        self.stop_hub_question: QMessageBox | None = None
+        self._known_clients: list[dict] = []     # status()['clients'] last shown
         row = QHBoxLayout()
         row.addWidget(self.connect_button)
         row.addWidget(self.disconnect_button)
@@ -216,46 +217,73 @@ class SampPanel(QWidget):
         self.connected_changed.emit(True)
 
     def disconnect_hub(self) -> None:
-        """Disconnect; when that stops the embedded hub other tools are on, ask first."""
+        """Disconnect; when that stops the embedded hub other tools are on, ask first (the
+        clients are asked of the hub now, on the worker)."""
         link = self.link
-        if link is None or (self.disconnect_question is not None
-                            and self.disconnect_question.isVisible()):
+        if link is None or self._asking():
             return
         if link.hub_info is not None and link.hub_info.embedded:
             self._submit(CLIENTS_ON_HUB, link.clients_on_own_hub,
-                         lambda peers: self._ask_disconnect(link, peers))
+                         lambda peers: self._ask_stop_hub(
+                             link, [p.name for p in peers], "Disconnect",
+                             "Disconnect and stop the hub?", self._disconnect,
+                             "SAMP: still connected (the hub keeps running)"))
             return
         self._disconnect()
 
-    def _ask_disconnect(self, link: SampLink, peers: list) -> None:
-        """The window-modal question before stopping the hub `peers` are on (none: no
-        question); Yes disconnects, No leaves everything as it is."""
+    def tools_losing_hub(self) -> list[str]:
+        """The names of the tools on the embedded hub vo-al runs, as the client list last
+        showed them (no hub call: the window's close asks this on the GUI thread; the list
+        follows the hub's register/unregister events). [] when vo-al runs no hub."""
+        link = self.link
+        info = link.hub_info if link is not None else None
+        if info is None or not info.embedded:
+            return []
+        return [c["name"] for c in self._known_clients if c["id"] != info.hub_id]
+
+    def ask_before_quitting(self, tools: list[str], quit_now: Callable[[], None]) -> None:
+        """The window-modal question before vo-al's close stops the hub `tools` are on; Yes
+        calls `quit_now`, No keeps the window (and the hub) open."""
+        if self.link is not None and not self._asking():
+            self._ask_stop_hub(self.link, tools, "Quitting vo-al", "Quit and stop the hub?",
+                               quit_now, "SAMP: vo-al stays open (the hub keeps running)")
+
+    def _asking(self) -> bool:
+        return self.stop_hub_question is not None and self.stop_hub_question.isVisible()
+
+    def _ask_stop_hub(self, link: SampLink, names: list[str], action: str, question: str,
+                      proceed: Callable[[], None], kept: str) -> None:
+        """The window-modal question before `action` stops the hub the tools `names` are on
+        (none: no question, `proceed` at once); Yes proceeds, No leaves everything as it is
+        and says `kept`."""
         if self.link is not link:
             return                            # disconnected or closed meanwhile
-        if not peers:
-            self._disconnect()
+        if not names:
+            proceed()
             return
-        names = ", ".join(p.name for p in peers)
+        who, one = ", ".join(names), len(names) == 1
         box = QMessageBox(
             QMessageBox.Icon.Warning, "vo-al — stop the SAMP hub?",
-            f"vo-al runs the SAMP hub that {names} {'is' if len(peers) == 1 else 'are'} on. "
-            f"Disconnect stops it: {names} then {'has' if len(peers) == 1 else 'have'} no hub "
+            f"vo-al runs the SAMP hub that {who} {'is' if one else 'are'} on. "
+            f"{action} stops it: {who} then {'has' if one else 'have'} no hub "
             "until one starts again (TOPCAT or Aladin can run one, or jsamp hub).\n\n"
-            "Disconnect and stop the hub?",
+            + question,
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setDefaultButton(QMessageBox.StandardButton.No)
         yes = box.button(QMessageBox.StandardButton.Yes)
-        box.buttonClicked.connect(lambda button: self._disconnect_answered(link, button is yes))
+        box.buttonClicked.connect(
+            lambda button: self._stop_hub_answered(link, button is yes, proceed, kept))
         box.open()                            # window-modal, never blocks the event loop
-        self.disconnect_question = box
+        self.stop_hub_question = box
 
-    def _disconnect_answered(self, link: SampLink, yes: bool) -> None:
+    def _stop_hub_answered(self, link: SampLink, yes: bool, proceed: Callable[[], None],
+                           kept: str) -> None:
         if self.link is not link:
             return
         if yes:
-            self._disconnect()
+            proceed()
         else:
-            self.status.setText("SAMP: still connected (the hub keeps running)")
+            self.status.setText(kept)
 
     def _disconnect(self) -> None:
         link, self.link = self.link, None
@@ -265,6 +293,7 @@ class SampPanel(QWidget):
         self.jobs.clear_queue()
         self._submit("disconnect", link.close)
         self.clients.clear()
+        self._known_clients = []
         self._show_hints([])
         self.status.setText("SAMP: not connected")
         self._update_buttons()
@@ -395,6 +424,7 @@ class SampPanel(QWidget):
                 self.status.setText("SAMP: the hub went away; vo-al joins it again when a "
                                     "hub is back")
                 self.clients.clear()
+                self._known_clients = []
                 self.connected_changed.emit(False)
             elif event.message == "reconnected":
                 info = self.link.hub_info
@@ -458,6 +488,7 @@ class SampPanel(QWidget):
         self.hint.setVisible(bool(hints))
 
     def _show_clients(self, clients: list) -> None:
+        self._known_clients = list(clients)
         self.clients.clear()
         for c in clients:
             item = QTreeWidgetItem([c["name"], c["id"]])
