@@ -44,7 +44,6 @@ from vo_al.gui.spectrum_view import (FLUX_ARBITRARY, LINE_MARKS, WholeSpectrumPl
 
 WAIT_MS = 60_000
 N_POOL = 300
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 
 def pool_source(files: Path, i: int) -> str:
@@ -277,10 +276,14 @@ def test_the_line_wavelengths_of_0_2_0_still_import_with_a_warning():
 
 
 def test_the_flux_unit_is_the_files(qtbot):
-    ccd700, lamost = (REAL / "ondrejov" / "oe270005.fits",
-                      REAL / "lamost-dr2" / "spec-55916-B5591606_sp01-001.fits")
+    from conftest import real_data_dir
+
+    real = real_data_dir() or Path("../shared/data/real")
+    ccd700, lamost = (real / "ondrejov" / "oe270005.fits",
+                      real / "lamost-dr2" / "spec-55916-B5591606_sp01-001.fits")
     if not (ccd700.is_file() and lamost.is_file()):
-        pytest.skip(f"{REAL} does not hold the real files (../shared/data/real)")
+        pytest.skip(f"{real} does not hold the real files ($VO_AL_REAL_DATA or "
+                    f"../shared/data/real)")
     assert read_spectrum(ccd700).flux_unit == "ADU"          # its BUNIT
     assert read_spectrum(lamost).flux_unit == ""             # DR2 states none: relative flux
     plot = WholeSpectrumPlot()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from conftest import real_data_dir as shared_real_data
 from fits_mutations import delete_card, flip_bits, gzip_bomb, header_end, set_card
 from vo_al.core.base.errors import SpectrumReadError
 from vo_al.core.base.limits import DEFAULT_LIMITS, LimitSettings
@@ -28,9 +28,8 @@ from vo_al.core.spectra.readers import (CCD700, LAMOST_IMAGE, LAMOST_TABLE, dete
 
 
 def real_data_dir() -> Path:
-    """The shared real files: $VO_AL_REAL_DATA, else ../shared/data/real beside the checkout."""
-    env = os.environ.get("VO_AL_REAL_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+    """conftest's folder of real files, or where it would be (absent: the tests skip)."""
+    return shared_real_data() or Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 
 @pytest.fixture(scope="module")
