@@ -10,9 +10,9 @@ figures (read from the run's own settings.json).
 Usage: python benchmarks/bench_paper_preset.py [--out DIR] [--write] -- SIMULATE-ARGS
          runs `vo-al simulate --preset paper --out DIR SIMULATE-ARGS` (default: all four
          strategies), then writes the section
-       python benchmarks/bench_paper_preset.py --out DIR --write
-         only the section, from DIR/comparison.json of a run made before (the same command line
-         is given with --command, for the record)
+       python benchmarks/bench_paper_preset.py --out DIR [--out DIR2 ...] --write
+         only the section, from DIR/comparison.json of runs made before, one after another
+         (their command lines are given with --command, once per --out, for the record)
 """
 
 from __future__ import annotations
@@ -68,13 +68,15 @@ def section(out: Path, command: str, seconds: float | None) -> list[str]:
              + ("; no long training after the active phase" if not config["finish"] else "")
              + "." + ("" if (out / "comparison.png").exists() else
                       " **The run had not ended when this was written: figures so far.**"),
-             "", comparison_markdown(report).rstrip(), "",
-             "The paper (4.1 M LAMOST DR2 spectra, entropy): the stop rule at iteration 17; the "
-             "non-active baseline at 3.0-4.1 % precision for single peaks and 0-2 % for double "
-             "peaks (Table A.1).", "",
-             f"The full preset: `{FULL_RUN}` (many hours on two cores: run it where the "
-             "machine is free; `--out` resumes it)."]
+             "", comparison_markdown(report).rstrip()]
     return lines
+
+
+PAPER_LINES = ["The paper (4.1 M LAMOST DR2 spectra, entropy): the stop rule at iteration 17; the "
+               "non-active baseline at 3.0-4.1 % precision for single peaks and 0-2 % for "
+               "double peaks (Table A.1).", "",
+               f"All four strategies on the full preset: `{FULL_RUN}` (many hours on two cores: "
+               "run it where the machine is free; `--out` resumes it)."]
 
 
 def main(argv=None):
@@ -82,13 +84,30 @@ def main(argv=None):
     rest = argv[argv.index("--") + 1:] if "--" in argv else None
     own = argv[:argv.index("--")] if "--" in argv else argv
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="paper-simulation")
-    ap.add_argument("--command", help="the command line of a run made before")
+    ap.add_argument("--out", action="append", help="the run's folder (default paper-simulation)")
+    ap.add_argument("--command", action="append", default=[],
+                    help="the command line of a run made before (one per --out)")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args(own)
-    out = Path(args.out)
+    outs = [Path(o) for o in args.out or ["paper-simulation"]]
+    if rest is not None and len(outs) > 1:
+        ap.error("a run goes into one --out folder")
+    if args.command and len(args.command) != len(outs):
+        ap.error("--command: give one per --out")
+    lines: list[str] = []
+    for k, out in enumerate(outs):
+        lines += run_section(out, args.command[k] if args.command else None, rest) + [""]
+    lines += PAPER_LINES
+    print("\n".join(lines))
+    if args.write:
+        from results import replace_section
+
+        replace_section("Paper preset simulation", lines)
+
+
+def run_section(out: Path, command: str | None, rest: list | None) -> list[str]:
+    """The lines of one run: made now (`rest`: the simulate arguments) or read from `out`."""
     seconds = None
-    command = args.command
     if rest is not None:
         from vo_al.cli.commands import main as vo_al
 
@@ -103,12 +122,7 @@ def main(argv=None):
     elif (out / "comparison.json").exists() and (out / "simulation-config.json").exists():
         seconds = ((out / "comparison.json").stat().st_mtime
                    - (out / "simulation-config.json").stat().st_mtime)
-    lines = section(out, command or f"vo-al simulate --preset paper --out {out} ...", seconds)
-    print("\n".join(lines))
-    if args.write:
-        from results import replace_section
-
-        replace_section("Paper preset simulation", lines)
+    return section(out, command or f"vo-al simulate --preset paper --out {out} ...", seconds)
 
 
 if __name__ == "__main__":
