@@ -400,6 +400,10 @@ def _malformed(table_id, url):
     return out[:100]
 
 
+# vo-al answers the bogus msg-ids below as it answers any call; the pyvo hub's reply thread
+# (`_reply_`) then fails to split them: the hub's thread, not vo-al's, so not this test's failure
+@pytest.mark.filterwarnings(r"ignore:Exception in thread [^ ]+ \(_reply_\)"
+                            ":pytest.PytestUnhandledThreadExceptionWarning")
 def test_100_malformed_messages_are_answered_and_survived(link, pyvo_hub):
     link.connect()
     table = link.set_candidates(candidate_columns())
