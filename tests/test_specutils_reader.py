@@ -117,6 +117,66 @@ def test_a_desi_file_is_refused_as_one_spectrum_with_its_count(tmp_path):
     assert info.value.path == str(path) and "holds 5 spectra" in info.value.reason
 
 
+def test_ingest_adds_every_spectrum_of_a_desi_file_and_reads_each_back(tmp_path):
+    """A DESI coadd or spectra file holds a spectrum per fibre: ingest adds each usable one as
+    a row named FILE[k] with the source PATH[k] (rejecting the fibres without data by that
+    source), exactly once on a rerun; the labelling view's prefetcher reads a row's source back
+    to that one spectrum; SAMP says why it cannot send it as a URL."""
+    import shutil
+
+    from vo_al.core.base.errors import SampMessageError
+    from vo_al.core.base.progress import run_job
+    from vo_al.core.pool.ingest import ingest_files
+    from vo_al.core.pool.store import PoolStore
+    from vo_al.core.samp.messages import source_url
+    from vo_al.core.spectra.preprocess import preprocess_spectra
+    from vo_al.core.spectra.readers import read_spectra, source_part
+    from vo_al.core.vo.prefetch import SourceUnavailable, SpectrumPrefetcher
+
+    paths = []
+    for name in sorted(DESI_FILES):
+        shutil.copy(desi_file(name), tmp_path / name)
+        paths.append(str(tmp_path / name))
+    every = [(path, k, sp) for path in paths for k, sp in enumerate(read_spectra(path))]
+    assert len(every) == 4 * 5
+    batch = preprocess_spectra([sp for _, _, sp in every])
+    usable = [i for i, why in enumerate(batch.reasons) if why is None]
+    assert 0 < len(usable) < len(every)          # the files hold fibres without data too
+    with PoolStore.create(tmp_path / "pool") as pool:
+        report = run_job(ingest_files(pool, paths, workers=0, chunk_files=2))
+        assert report.added == len(usable) and report.files == 4
+        md = pool.metadata()
+        assert list(md["name"]) == [f"{Path(every[i][0]).name}[{every[i][1]}]" for i in usable]
+        assert list(md["source"]) == [f"{every[i][0]}[{every[i][1]}]" for i in usable]
+        np.testing.assert_allclose(pool.rows(np.arange(len(usable))), batch.rows[usable],
+                                   atol=1e-6)
+        rejected = dict(report.rejected)
+        assert sorted(rejected) == sorted(f"{every[i][0]}[{every[i][1]}]"
+                                          for i in range(len(every)) if i not in usable)
+        assert all(rejected.values())
+        again = run_job(ingest_files(pool, paths, workers=0))
+        assert again.added == 0 and len(pool) == len(usable)
+        # in worker processes: the same rows
+        with PoolStore.create(tmp_path / "pool2") as other:
+            run_job(ingest_files(other, paths, workers=2))
+            assert list(other.metadata()["source"]) == list(md["source"])
+
+    source = md["source"][-1]
+    path, k = source_part(source)
+    assert (path, k) == (every[usable[-1]][0], every[usable[-1]][1])
+    prefetcher = SpectrumPrefetcher(None)
+    try:
+        shown = prefetcher.request(source).result(timeout=60)
+        np.testing.assert_array_equal(shown.flux, every[usable[-1]][2].flux)
+        with pytest.raises(SourceUnavailable, match="holds 5 spectra now, not a spectrum 9"):
+            prefetcher.request(f"{path}[9]").result(timeout=60)
+    finally:
+        prefetcher.close()
+    assert source_part(paths[0]) == (paths[0], None)
+    with pytest.raises(SampMessageError, match="which holds several"):
+        source_url(source)
+
+
 def test_desi_arms_on_shifted_grids_are_refused_not_resampled(tmp_path):
     path = tmp_path / "coadd-sv3-dark-26065.fits"
     with fits.open(desi_file(path.name)) as hdul:

@@ -70,8 +70,8 @@ class IngestReport:
 
 def _default_reader():
     # imported here: astropy is for the workers and the run, not for importing the pool package
-    from vo_al.core.spectra.readers import read_spectrum
-    return read_spectrum
+    from vo_al.core.spectra.readers import read_spectra
+    return read_spectra
 
 
 def _reader_rejection(path: str, exc: BaseException) -> tuple[str, str, bool]:
@@ -85,6 +85,8 @@ def _reader_rejection(path: str, exc: BaseException) -> tuple[str, str, bool]:
 def _process_chunk(paths: list[str], settings: PreprocessSettings, reader) -> tuple:
     """Worker: read and preprocess a chunk of files, `_PREP_BATCH` spectra at a time (the
     vectorised preprocessing is fastest there, and few spectra are held in memory at once).
+    A reader gives a file's Spectrum, or the list of them (read_spectra: a file of several, a
+    DESI coadd, gives each; their source is FILE[k], see readers.source_part).
 
     Returns (rows float32 (k, n), meta columns {field: list of k},
     rejected [(path, reason, remember)]).
@@ -94,22 +96,32 @@ def _process_chunk(paths: list[str], settings: PreprocessSettings, reader) -> tu
     rejected: list = []
     metas: dict[str, list] = {key: [] for key in RECORD_FIELDS}
     blocks = []
-    for start in range(0, len(paths), _PREP_BATCH):
-        spectra = []
-        for path in paths[start:start + _PREP_BATCH]:
-            try:
-                sp = reader(path)
-                if not sp.meta.name:
-                    sp.meta.name = os.path.basename(path)
-                sp.meta.source = path
-                spectra.append(sp)
-            except Exception as exc:                       # noqa: BLE001 - anything from a file
-                rejected.append(_reader_rejection(path, exc))
+    spectra: list = []
+
+    def preprocess_read() -> None:
         rows, batch_metas, batch_rejected = pool_rows(spectra, settings)
         for key, values in batch_metas.items():
             metas[key] += values
-        rejected += batch_rejected
+        rejected.extend(batch_rejected)
         blocks.append(rows)
+        spectra.clear()
+
+    for path in paths:
+        try:
+            read = reader(path)
+        except Exception as exc:                           # noqa: BLE001 - anything from a file
+            rejected.append(_reader_rejection(path, exc))
+            continue
+        several = isinstance(read, list) and len(read) > 1
+        for k, sp in enumerate(read if isinstance(read, list) else [read]):
+            if not sp.meta.name:
+                sp.meta.name = os.path.basename(path)
+            sp.meta.source = f"{path}[{k}]" if several else path
+            spectra.append(sp)
+            if len(spectra) >= _PREP_BATCH:
+                preprocess_read()
+    if spectra:
+        preprocess_read()
     out = (np.concatenate(blocks) if blocks else np.empty((0, settings.n_points))).astype(
         np.float32, copy=False)
     return np.ascontiguousarray(out), metas, rejected
@@ -238,8 +250,9 @@ def ingest_files(pool: PoolStore, paths: Iterable, settings: PreprocessSettings 
     vo-al or of the files), those now good added and their rejection forgotten. `workers`
     processes read the files (0: in this process), at most `chunk_files` files per chunk (fewer
     for small runs, so that every worker gets several chunks). `reader` (a picklable,
-    module-level function path -> Spectrum) defaults to `vo_al.core.spectra.readers.read_spectrum`
-    bounded by `limits` (the project's settings.limits; default DEFAULT_LIMITS: a file that
+    module-level function path -> Spectrum, or -> list of them) defaults to
+    `vo_al.core.spectra.readers.read_spectra` (a file of several spectra, a DESI coadd, adds
+    each: rows FILE[k], see readers.source_part) bounded by `limits` (the project's settings.limits; default DEFAULT_LIMITS: a file that
     decompresses past max_spectrum_mb is rejected). Cancelling is honoured between chunks and
     raises Cancelled with committed chunks kept. `medium` ('air'/'vacuum'): the wavelengths of
     files that do not say which (this import's setting); None rejects such files, saying so.

@@ -50,6 +50,13 @@ def source_url(source) -> str:
     (what `vo-al ingest` records) as an absolute file:// URL. SampMessageError when neither."""
     text = str(source or "").strip()
     if text and "://" not in text and not text.lower().startswith("file:"):
+        from vo_al.core.spectra.readers import source_part
+
+        file, part = source_part(text)
+        if part is not None:
+            # a URL can name the file, not one spectrum inside it
+            raise SampMessageError("source", text, f"is spectrum {part} of the file {file}, "
+                                   "which holds several; a tool loads whole files")
         text = Path(text).expanduser().resolve().as_uri()
     return check_url(text, "source")
 

@@ -58,8 +58,8 @@ from vo_al.core.spectra.sdm import SDM_FITS, SDM_VOTABLE, read_sdm_fits, read_sd
 
 # fits_bytes lives in fits_header; re-exported here, where the download checks look for it
 __all__ = ["CCD700", "LAMOST_IMAGE", "LAMOST_TABLE", "LAYOUTS", "SDM_FITS", "SDM_VOTABLE",
-           "check_spectrum_head", "detect_layout", "fits_bytes", "read_spectrum",
-           "spectrum_name"]
+           "check_spectrum_head", "detect_layout", "fits_bytes", "read_spectra", "read_spectrum",
+           "source_part", "spectrum_name"]
 
 LAMOST_IMAGE = "lamost-image"
 LAMOST_TABLE = "lamost-table"
@@ -103,10 +103,39 @@ def read_spectrum(path, limits: LimitSettings | None = DEFAULT_LIMITS,
     SpectrumReadError(path, reason) for anything that is not a usable spectrum: every failure,
     of whatever kind, names the file.
     """
+    return _read(path, limits, medium, medium_origin, several=False)[0]
+
+
+def read_spectra(path, limits: LimitSettings | None = DEFAULT_LIMITS,
+                 medium: str | None = None,
+                 medium_origin: str = "the medium setting") -> list[Spectrum]:
+    """Every spectrum of a file, as read_spectrum reads one: a file of one spectrum gives a list
+    of one; a file of several that a specutils loader reads (a DESI coadd or spectra file: one
+    per FIBERMAP row) gives each, named `<file>[k]` with k counted from 0 in file order. The
+    same errors as read_spectrum."""
+    return _read(path, limits, medium, medium_origin, several=True)
+
+
+# a pool row's source 'FILE[k]': the k-th spectrum (from 0) of a file of several
+_PART = re.compile(r"^(?P<file>.+)\[(?P<k>\d+)\]$")
+
+
+def source_part(source: str) -> tuple[str, int | None]:
+    """(file, k) of a pool row's source: ('/d/coadd.fits', 3) for '/d/coadd.fits[3]', the 4th
+    spectrum of a file of several (k is the spectrum's place in the file, not an HDU, unlike
+    CFITSIO's syntax); (source, None) for a file of one spectrum, or a file whose own name
+    ends in [k] (it is there on disk)."""
+    match = _PART.match(source)
+    if match is None or Path(source).is_file():
+        return source, None
+    return match["file"], int(match["k"])
+
+
+def _read(path, limits, medium, medium_origin, several: bool) -> list[Spectrum]:
     path = Path(path)
     try:
         raw = read_file_bounded(path, (limits or DEFAULT_LIMITS).max_spectrum_bytes)
-        return _spectrum_from_bytes(raw, path, medium, medium_origin)
+        return _spectra_from_bytes(raw, path, medium, medium_origin, several)
     except SpectrumReadError:
         raise
     except NotSpectrum as exc:
@@ -214,28 +243,31 @@ def _column_names(header) -> list:
     return [str(header.get(f"TTYPE{i}", "")).strip() for i in range(1, min(count, 999) + 1)]
 
 
-def _spectrum_from_bytes(raw: bytes, path: Path, medium: str | None = None,
-                         medium_origin: str = "the medium setting") -> Spectrum:
+def _spectra_from_bytes(raw: bytes, path: Path, medium: str | None, medium_origin: str,
+                        several: bool) -> list[Spectrum]:
+    """The file's spectrum, as a list of one; with `several`, every spectrum of a file of
+    several that specutils reads (vo-al's own layouts hold one each)."""
     if not raw.startswith(FITS_MAGIC):
-        return _not_fits_spectrum(raw, path, medium, medium_origin)
+        return _not_fits_spectra(raw, path, medium, medium_origin, several)
     hdus = split_hdus(raw)
     primary = hdus[0].header
     layout = _layout([hdu.header for hdu in hdus])
     if layout == SDM_FITS:
         try:
-            return read_sdm_fits(raw, spectrum_name(path), str(path), medium, medium_origin)
+            return [read_sdm_fits(raw, spectrum_name(path), str(path), medium, medium_origin)]
         except NotSpectrum as sdm_failure:
             # a table SDM rules cannot read may still be one a specutils loader knows
-            return _specutils_spectrum(path, medium, medium_origin, sdm_failure)
+            return _specutils_spectra(path, medium, medium_origin, sdm_failure, several)
     if layout == LAMOST_TABLE:
-        return _lamost_table_spectrum(raw, primary, hdus[1].header, path)
+        return [_lamost_table_spectrum(raw, primary, hdus[1].header, path)]
     data = _image_data(raw, hdus[0])
     if layout == LAMOST_IMAGE:
-        return _lamost_image_spectrum(primary, data, path)
-    return _ccd700_spectrum(primary, data, path, medium, medium_origin)
+        return [_lamost_image_spectrum(primary, data, path)]
+    return [_ccd700_spectrum(primary, data, path, medium, medium_origin)]
 
 
-def _not_fits_spectrum(raw: bytes, path: Path, medium, medium_origin) -> Spectrum:
+def _not_fits_spectra(raw: bytes, path: Path, medium, medium_origin,
+                      several: bool) -> list[Spectrum]:
     """A VOTable (an SDM spectrum), or a file only specutils may know (ASCII ...)."""
     head = raw[:XML_PROLOG_BYTES]
     if _XML_START.match(head):
@@ -243,21 +275,26 @@ def _not_fits_spectrum(raw: bytes, path: Path, medium, medium_origin) -> Spectru
         if refused:
             raise NotSpectrum(f"an XML document that {refused}")
     if _votable_head(head):
-        return read_sdm_votable(raw, spectrum_name(path), str(path), medium, medium_origin)
-    return _specutils_spectrum(
+        return [read_sdm_votable(raw, spectrum_name(path), str(path), medium, medium_origin)]
+    return _specutils_spectra(
         path, medium, medium_origin,
-        NotSpectrum(f"not a FITS file nor a VOTable (starts with {raw[:20]!r})"))
+        NotSpectrum(f"not a FITS file nor a VOTable (starts with {raw[:20]!r})"), several)
 
 
-def _specutils_spectrum(path: Path, medium, medium_origin, failure: NotSpectrum) -> Spectrum:
-    """What specutils' loaders make of a file no vo-al reader claims; NotSpectrum with both
-    reasons (`failure`: why vo-al's own readers could not) where they cannot either."""
+def _specutils_spectra(path: Path, medium, medium_origin, failure: NotSpectrum,
+                       several: bool) -> list[Spectrum]:
+    """What specutils' loaders make of a file no vo-al reader claims (without `several`, a file
+    of one spectrum only); NotSpectrum with both reasons (`failure`: why vo-al's own readers
+    could not) where they cannot either."""
     try:
-        from vo_al.core.spectra.specutils_reader import read_with_specutils
+        from vo_al.core.spectra.specutils_reader import (read_all_with_specutils,
+                                                         read_with_specutils)
     except ImportError as exc:       # specutils missing from a broken install
         raise NotSpectrum(f"{failure}; specutils is not installed ({exc})") from None
     try:
-        return read_with_specutils(path, medium, medium_origin)
+        if several:
+            return read_all_with_specutils(path, medium, medium_origin)
+        return [read_with_specutils(path, medium, medium_origin)]
     except NotSpectrum as exc:
         raise NotSpectrum(f"{failure}; specutils: {exc}") from None
 

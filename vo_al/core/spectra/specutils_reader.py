@@ -168,7 +168,8 @@ def _read(path, medium, medium_origin, max_bytes, single: bool) -> tuple[list, s
         raise NotSpectrum(f"the specutils loader {fmt!r} found no spectrum in the file")
     if single and count != 1:
         raise NotSpectrum(f"the file holds {count} spectra ({what}, specutils format "
-                          f"{fmt!r}); vo-al reads a file of one spectrum here")
+                          f"{fmt!r}); vo-al reads a file of one spectrum here (an ingest "
+                          "takes each of them)")
     primary = _primary_header(path)
     spectra = []
     for block in blocks:

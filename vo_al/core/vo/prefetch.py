@@ -20,7 +20,7 @@ from pathlib import Path
 
 from vo_al.core.base.errors import VoAlError
 from vo_al.core.base.limits import DEFAULT_LIMITS, LimitSettings
-from vo_al.core.spectra.readers import read_spectrum
+from vo_al.core.spectra.readers import read_spectra, read_spectrum, source_part
 
 REMOTE_SCHEMES = ("http://", "https://")
 
@@ -87,10 +87,17 @@ class SpectrumPrefetcher:
             return self._load_remote(source)
         if "://" in source:
             raise SourceUnavailable(source, "only local paths and http(s) URLs can be read")
-        path = Path(source)
+        file, part = source_part(source)         # FILE[k]: one spectrum of a file of several
+        path = Path(file)
         if not path.is_file():
             raise SourceUnavailable(source, "file not found (moved or deleted since ingest?)")
-        return read_spectrum(path, self.limits)
+        if part is None:
+            return read_spectrum(path, self.limits)
+        spectra = read_spectra(path, self.limits)
+        if part >= len(spectra):
+            raise SourceUnavailable(source, f"the file holds {len(spectra)} spectra now, not a "
+                                            f"spectrum {part} (changed since ingest?)")
+        return spectra[part]
 
     def _load_remote(self, url: str):
         from vo_al.core.vo.harvest import SpectrumCache, download
