@@ -47,7 +47,10 @@ def test_headers_parsed_from_many_threads_under_garbage_collection(tmp_path):
         opened.append(n)
 
     def litter():
-        while not readers_done.is_set():
+        # only until the readers' deadline: a reader collecting the garbage runs every
+        # finaliser inside its parse, and a littering that outlived the deadline, while the
+        # readers each waited for their first parse, grew the suite's process to 22 GB
+        while not readers_done.is_set() and time.monotonic() < stop:
             junk = [_Finalised() for _ in range(100)]
             junk.append(junk)               # a cycle: only the collector frees it
             del junk
