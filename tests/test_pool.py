@@ -671,7 +671,11 @@ def test_schema_derived_from_spectrum_meta_is_format_1_column_for_column(tmp_pat
     legacy, derived = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
     legacy.executescript(_SCHEMA_V1)
     derived.executescript(SCHEMA)
-    assert _tables(derived) == _tables(legacy)
+    # format 1's tables, and the media table (the imports' media), which no reader of format 1
+    # looks at and which a pool of format 1 gains when opened
+    media = _tables(derived).pop("media")
+    assert [(c[1], c[2]) for c in media[0]] == [("source", "TEXT"), ("medium", "TEXT")]
+    assert {n: t for n, t in _tables(derived).items() if n != "media"} == _tables(legacy)
     spectra = [row[1] for row in _tables(derived)["spectra"][0]]
     assert spectra == ["idx", "segment", "row", *(f.name for f in fields(SpectrumMeta)),
                        "instrument"]
@@ -688,6 +692,10 @@ def test_schema_derived_from_spectrum_meta_is_format_1_column_for_column(tmp_pat
         md = pool.metadata(columns=["name", "ra", "instrument", "cls"])
         assert list(md["name"]) == ["o1", "o2"] and list(md["ra"]) == [10.0, 1.5]
         assert list(md["instrument"]) == ["lamost", ""] and list(md["cls"]) == ["STAR", ""]
+        # and keeps the medium an import was given, in the table it gained
+        pool.add_rows(random_rows(1), [SpectrumMeta(name="o3", source="/d/o3.fits")],
+                      medium="air")
+        assert pool.import_medium("/d/o3.fits") == "air" and pool.import_medium("o1") is None
 
 
 def test_ingest_and_harvest_use_only_the_pools_public_members():

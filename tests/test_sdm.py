@@ -282,6 +282,38 @@ def test_ingest_carries_on_past_a_bad_sdm_file(tmp_path):
         assert report.added == 4                   # the silent file, with the import's medium
 
 
+def test_a_file_read_with_the_imports_medium_is_read_back_with_it(tmp_path):
+    """The whole-spectrum view reads a row's file again: a file that does not say its medium
+    needs the one its ingest was given, which the pool keeps for its source."""
+    from vo_al.core.base.progress import run_job
+    from vo_al.core.pool import PoolStore
+    from vo_al.core.pool.ingest import ingest_files
+    from vo_al.core.vo.prefetch import SpectrumPrefetcher
+
+    air, flux = _ccd700()
+    silent = _write(tmp_path, "silent.xml", sdm_votable_bytes(air, flux, description=None))
+    stated = _write(tmp_path, "stated.vot", sdm_votable_bytes(air, flux))   # 'Wavelength in air'
+    with PoolStore.create(tmp_path / "pool") as pool:
+        run_job(ingest_files(pool, [silent], workers=0, medium="vacuum"))
+        run_job(ingest_files(pool, [stated], workers=0))
+        assert pool.import_medium(str(silent)) == "vacuum"
+        assert pool.import_medium(str(stated)) is None        # that import was given none
+        bare, kept = SpectrumPrefetcher(None), SpectrumPrefetcher(None,
+                                                                  import_medium=pool.import_medium)
+        try:
+            with pytest.raises(SpectrumReadError, match="air or vacuum"):
+                bare.request(str(silent)).result(timeout=60)
+            again = kept.request(str(silent)).result(timeout=60)
+            assert again.medium == "vacuum" and "its import was given" in again.medium_reason
+            np.testing.assert_allclose(again.wavelength, air)  # as ingest read it: no shift
+            assert kept.request(str(stated)).result(timeout=60).medium == "air"
+        finally:
+            bare.close()
+            kept.close()
+    with PoolStore.open(tmp_path / "pool") as pool:                # kept on disk
+        assert pool.import_medium(str(silent)) == "vacuum"
+
+
 # ---------------------------------------------------------------- vo-al preprocess
 
 def _cli(*args, cwd=None):
@@ -335,3 +367,48 @@ def test_samp_meta_for_an_sdm_product_names_format_and_axes():
     # SPLAT-VO's SpectrumLoadHandler reads these keys (SPLAT's SampCommunicator.getProps)
     assert meta["Access.Format"] == "application/fits" and meta["Target.Name"] == "HD 1"
     assert meta["vox:spectrum_axes"] == "spectral flux"
+
+
+def test_a_harvest_keeps_the_medium_it_was_given_for_each_access_url(tmp_path):
+    """A service whose spectra do not say their medium is harvested with its medium setting;
+    the labelling view reads the cached file again with it, by the row's access URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from vo_al.core.base.progress import run_job
+    from vo_al.core.pool import PoolStore
+    from vo_al.core.vo.harvest import CACHE_DIR, HarvestItem, harvest
+    from vo_al.core.vo.prefetch import SpectrumPrefetcher
+
+    air, flux = _ccd700()
+    body = sdm_votable_bytes(air, flux, description=None)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-votable+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/sdm/silent"
+    try:
+        with PoolStore.create(tmp_path / "pool") as pool:
+            report = run_job(harvest(pool, tmp_path / "harvest", [HarvestItem(url, "silent")],
+                                     workers=1, medium="vacuum"))
+            assert report.added == 1 and pool.import_medium(url) == "vacuum"
+            prefetcher = SpectrumPrefetcher(tmp_path / "harvest" / CACHE_DIR,
+                                            import_medium=pool.import_medium)
+            try:
+                again = prefetcher.request(url).result(timeout=60)      # from the cache
+            finally:
+                prefetcher.close()
+            assert again.medium == "vacuum" and "its import was given" in again.medium_reason
+    finally:
+        server.shutdown()
+        server.server_close()

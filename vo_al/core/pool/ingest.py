@@ -367,7 +367,8 @@ def ingest_files(pool: PoolStore, paths: Iterable, settings: PreprocessSettings 
                             else FinishedChunk(work.key, len(work.paths), n_seen + n_dup))
                 out.append(rows, metas if len(rows) else None, chunk=finished,
                            rejected=[(path, why) for path, why, remember in rejected if remember],
-                           not_rejected=metas["source"] if retry_rejected and len(rows) else ())
+                           not_rejected=metas["source"] if retry_rejected and len(rows) else (),
+                           medium=medium)
                 report.added += len(rows)
                 report.rejected.extend((path, why) for path, why, _ in rejected)
                 report.retry.extend(retry)

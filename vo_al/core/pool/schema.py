@@ -8,8 +8,13 @@ The `spectra` table, its INSERT, the columns `PoolStore.metadata` serves (`META_
 normalising of a caller's records are all made from that one list.
 
 The tables made here are those of pool format version 1, column for column (pinned by
-tests/test_pool.py): a new SpectrumMeta field changes the on-disk schema of new pools only, so it
-needs a new POOL_VERSION and a migration of existing ones.
+tests/test_pool.py), and `media`, which a pool of version 1 gains when it is opened (a table no
+reader of version 1 looks at): a new SpectrumMeta field changes the on-disk schema of new pools
+only, so it needs a new POOL_VERSION and a migration of existing ones.
+
+`media` keeps the medium ('air'/'vacuum') an import was given (`--medium`, a service's setting)
+for the sources of the rows it added: a file that does not say what its wavelengths are read
+with that medium at ingest, so reading it again (the whole-spectrum view) needs it too.
 """
 
 from __future__ import annotations
@@ -73,6 +78,10 @@ CREATE TABLE IF NOT EXISTS segments (
 {SPECTRA_TABLE}
 CREATE INDEX IF NOT EXISTS spectra_source ON spectra(source);
 CREATE TABLE IF NOT EXISTS rejected (file TEXT PRIMARY KEY, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS media (
+    source TEXT PRIMARY KEY,            -- a row's source: file, FILE[k] or access URL
+    medium TEXT NOT NULL                -- 'air' or 'vacuum': the import's setting
+);
 CREATE TABLE IF NOT EXISTS ingest_progress (
     chunk TEXT PRIMARY KEY,             -- sha1 of the chunk's file paths
     files INTEGER NOT NULL,
@@ -83,6 +92,7 @@ CREATE TABLE IF NOT EXISTS ingest_progress (
 );
 """
 
+INSERT_MEDIUM = "INSERT OR REPLACE INTO media (source, medium) VALUES (?, ?)"
 INSERT_SPECTRA = (f"INSERT INTO spectra (idx, segment, row, {', '.join(RECORD_FIELDS)}) "
                   f"VALUES ({','.join('?' * (3 + len(RECORD_FIELDS)))})")
 

@@ -41,9 +41,10 @@ from vo_al.core.base.atomic import atomic_write_text
 from vo_al.core.base.errors import PoolError
 from vo_al.core.base.jsonfile import read_json_document
 from vo_al.core.base.npy import open_npy
-from vo_al.core.pool.schema import (INSERT_SPECTRA, META_COLUMNS, RECORD_FIELDS, SCHEMA,
-                                    normalise_columns, normalise_record)
+from vo_al.core.pool.schema import (INSERT_MEDIUM, INSERT_SPECTRA, META_COLUMNS, RECORD_FIELDS,
+                                    SCHEMA, normalise_columns, normalise_record)
 from vo_al.core.pool.segments import Segment, SegmentWriter, WriterLock, seal_segment, segment_shape
+from vo_al.core.spectra.record import MEDIA
 from vo_al.core.spectra.settings import PreprocessSettings
 
 POOL_FORMAT = "vo-al pool"
@@ -324,6 +325,14 @@ class PoolStore:
             raise PoolError(f"{self.folder}: {len(missing)} name(s) not in the pool: {shown}{more}")
         return np.array([found[n] for n in names], dtype=np.int64)
 
+    def import_medium(self, source: str) -> str | None:
+        """The medium ('air'/'vacuum') the import that added `source` was given, None where it
+        was given none: what a file that does not say is read with again (schema.py, media)."""
+        with self._lock:
+            found = self._db.execute("SELECT medium FROM media WHERE source = ?",
+                                     (str(source),)).fetchone()
+        return found[0] if found else None
+
     def rejected(self) -> list[tuple[str, str]]:
         """(file, reason) of every file an ingest rejected, in the order they were rejected."""
         with self._lock:
@@ -452,9 +461,10 @@ class PoolStore:
 
     def add_rows(self, rows: np.ndarray, metas: Sequence,
                  settings: PreprocessSettings | None = None,
-                 skip_existing: bool = True) -> np.ndarray:
+                 skip_existing: bool = True, medium: str | None = None) -> np.ndarray:
         """Append already preprocessed rows with their metadata (dicts with SpectrumMeta keys
-        plus 'instrument', or SpectrumMeta objects) in one transaction.
+        plus 'instrument', or SpectrumMeta objects) in one transaction. `medium`: the medium the
+        import was given, kept for the rows' sources (`import_medium`).
 
         Rows go to the pool's open 'add' segment (one per harvest; `seal()` closes it), which
         grows as needed. Names already in the pool are skipped when `skip_existing` (their
@@ -490,7 +500,7 @@ class PoolStore:
             if keep:
                 out.reserve(max(len(keep), _ADD_SEGMENT_ROWS))
                 cols = {key: [norm[i][key] for i in keep] for key in RECORD_FIELDS}
-                result[keep] = out.append(rows[keep], cols)
+                result[keep] = out.append(rows[keep], cols, medium=medium)
             for i, name in enumerate(names):
                 if result[i] < 0:
                     result[i] = result[first_of[name]]
@@ -582,15 +592,18 @@ class PoolWriter:
     def append(self, rows: np.ndarray, metas: Mapping[str, Sequence] | None = None, *,
                rejected: Sequence[tuple[str, str]] = (),
                chunk: FinishedChunk | None = None,
-               not_rejected: Sequence[str] = ()) -> np.ndarray:
+               not_rejected: Sequence[str] = (), medium: str | None = None) -> np.ndarray:
         """Append `rows` (k, n_points) with their metadata columns `metas` ({field: k values}
         for every field of schema.RECORD_FIELDS; None when k is 0), record `rejected` files
         (file, reason) and `chunk`, and drop the record of the files `not_rejected` (rejected
-        once, added now), all in one transaction. Returns the rows' global indices. The caller
-        makes sure the names are new (`names_in_pool`): a repeated one is PoolError."""
+        once, added now), all in one transaction; `medium` ('air'/'vacuum'), the medium the
+        import was given, is kept for the rows' sources. Returns the rows' global indices. The
+        caller makes sure the names are new (`names_in_pool`): a repeated one is PoolError."""
         pool = self.pool
         if self._lock.fd is None:
             raise PoolError(f"{pool.folder}: append to a closed pool writer")
+        if medium is not None and medium not in MEDIA:
+            raise PoolError(f"{pool.folder}: append: medium {medium!r} is not one of {MEDIA}")
         rows = np.asarray(rows, dtype=np.float32)
         k = len(rows)
         if k and (rows.ndim != 2 or rows.shape[1] != pool.n_points):
@@ -615,6 +628,9 @@ class PoolWriter:
                         range(seg.committed, seg.committed + k), *columns))
                     db.execute("UPDATE segments SET committed = ? WHERE id = ?",
                                (seg.committed + k, seg.id))
+                    if medium is not None:
+                        sources = columns[list(RECORD_FIELDS).index("source")]
+                        db.executemany(INSERT_MEDIUM, [(src, medium) for src in sources if src])
                 if rejected:
                     db.executemany("INSERT OR REPLACE INTO rejected (file, reason) VALUES (?, ?)",
                                    rejected)

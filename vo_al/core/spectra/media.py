@@ -107,8 +107,8 @@ def settle_medium(statements, default: str | None = None,
     if default is not None:
         return default, f"not stated in the file; {default_origin}: medium={default}"
     raise NotSpectrum("the file does not say whether its wavelengths are in air or vacuum: give "
-                      "the medium (--medium air|vacuum for this import, or the service's or "
-                      "project's medium setting)")
+                      "the medium (--medium air|vacuum for this import, or the service's medium "
+                      "setting)")
 
 
 def to_vacuum(wavelength: np.ndarray, medium: str) -> np.ndarray:

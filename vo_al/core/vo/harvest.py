@@ -691,7 +691,8 @@ def harvest(pool, folder, items: list[HarvestItem] | None = None, *,
             keep.append(i)
             metas.append(_meta_for(item, sp))
         if keep:
-            pool.add_rows(res.rows[keep], metas, settings=settings, skip_existing=True)
+            pool.add_rows(res.rows[keep], metas, settings=settings, skip_existing=True,
+                          medium=medium)
             report.added += len(keep)
 
     def commit_due(head, now: float) -> None:

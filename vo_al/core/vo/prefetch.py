@@ -9,6 +9,10 @@ is fetched over the network at most once.
 Results are futures; the caller asks for the spectrum on screen and the next few, and shows each
 when its future is done. Errors (a missing file, a broken FITS, a server gone) are the future's
 exception, a VoAlError naming the file or URL. Only the newest `keep` results are held.
+
+A file that does not say whether its wavelengths are in air or vacuum was read at import with
+the medium the import was given; the pool keeps it (`PoolStore.import_medium`), and the
+prefetcher of a project reads such a file with it again.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 from vo_al.core.base.errors import VoAlError
 from vo_al.core.base.limits import DEFAULT_LIMITS, LimitSettings
@@ -38,9 +43,12 @@ def is_remote(source: str) -> bool:
 
 class SpectrumPrefetcher:
     def __init__(self, cache_folder: Path | None, workers: int = 2, keep: int = 64,
-                 timeout: float = 30.0, limits: LimitSettings | None = None):
+                 timeout: float = 30.0, limits: LimitSettings | None = None,
+                 import_medium: Callable[[str], str | None] | None = None):
         self.cache_folder = Path(cache_folder) if cache_folder is not None else None
         self.limits = limits or DEFAULT_LIMITS       # the project's: bounds each read/download
+        # source -> the medium its import was given (None: none); PoolStore.import_medium
+        self.import_medium = import_medium or (lambda source: None)
         self.keep = keep
         self.timeout = timeout
         self._executor = ThreadPoolExecutor(max_workers=workers,
@@ -72,7 +80,8 @@ class SpectrumPrefetcher:
             return cls(None)
         from vo_al.core.vo.harvest import project_cache_folder
 
-        return cls(project_cache_folder(project.folder), limits=project.settings.limits)
+        return cls(project_cache_folder(project.folder), limits=project.settings.limits,
+                   import_medium=lambda source: project.pool.import_medium(source))
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -91,9 +100,10 @@ class SpectrumPrefetcher:
         path = Path(file)
         if not path.is_file():
             raise SourceUnavailable(source, "file not found (moved or deleted since ingest?)")
+        medium = self._medium(source)
         if part is None:
-            return read_spectrum(path, self.limits)
-        spectra = read_spectra(path, self.limits)
+            return read_spectrum(path, self.limits, *medium)
+        spectra = read_spectra(path, self.limits, *medium)
         if part >= len(spectra):
             raise SourceUnavailable(source, f"the file holds {len(spectra)} spectra now, not a "
                                             f"spectrum {part} (changed since ingest?)")
@@ -107,12 +117,23 @@ class SpectrumPrefetcher:
             raise SourceUnavailable(url, "no cache folder to download into")
         cache = SpectrumCache(self.cache_folder)
         path = cache.path_for(url)
+        medium = self._medium(url)
         if cache.has(url):
-            return read_spectrum(path, self.limits)
+            return read_spectrum(path, self.limits, *medium)
         with self._lock:
             if self._http is None:
                 self._http = make_session(timeout=self.timeout)
             http = self._http
         spectrum = download(url, path, session=http, retries=1, timeout=self.timeout,
-                            limits=self.limits)
-        return spectrum if spectrum is not None else read_spectrum(path, self.limits)
+                            limits=self.limits, medium=medium[0])
+        return spectrum if spectrum is not None else read_spectrum(path, self.limits, *medium)
+
+    def _medium(self, source: str) -> tuple[str | None, str]:
+        """(medium, origin) for the reader: the medium `source`'s import was given."""
+        try:
+            medium = self.import_medium(source)
+        except Exception:                                  # noqa: BLE001
+            # the project's pool closed under a read of its last moment (another project was
+            # opened): the result is dropped anyway; the file's own statement still holds
+            medium = None
+        return medium, "the medium its import was given"
