@@ -13,11 +13,13 @@ import gzip
 import io
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.units import UnitsWarning
 from astropy.io.votable.tree import Field, Param, Resource, TableElement, VOTableFile
 
 from vo_al.core.base.errors import SpectrumReadError
@@ -76,13 +78,16 @@ def sdm_votable_bytes(wavelength, flux, *, serialization="tabledata", spectral_u
     document.resources.append(resource)
     table = TableElement(document)
     resource.tables.append(table)
-    fields = [Field(document, name=names[0], datatype="double", unit=spectral_unit or None,
-                    ucd=spectral_ucd or None,
-                    utype=(utype_prefix + "Data.SpectralAxis.Value") if utype_prefix is not None
-                    else None),
-              Field(document, name=names[1], datatype="double", ucd=flux_ucd or None,
-                    utype=(utype_prefix + "Data.FluxAxis.Value") if utype_prefix is not None
-                    else None)]
+    with warnings.catch_warnings():
+        # 'Angstrom' is what DaCHS and SPLAT write; astropy calls it deprecated in VOUnit
+        warnings.simplefilter("ignore", UnitsWarning)
+        spectral_utype, flux_utype = ((utype_prefix + "Data.SpectralAxis.Value",
+                                       utype_prefix + "Data.FluxAxis.Value")
+                                      if utype_prefix is not None else (None, None))
+        fields = [Field(document, name=names[0], datatype="double", unit=spectral_unit or None,
+                        ucd=spectral_ucd or None, utype=spectral_utype),
+                  Field(document, name=names[1], datatype="double", ucd=flux_ucd or None,
+                        utype=flux_utype)]
     if description:
         fields[0].description = description
     table.fields.extend(fields)
@@ -99,7 +104,9 @@ def sdm_votable_bytes(wavelength, flux, *, serialization="tabledata", spectral_u
     table.array[names[0]] = wavelength
     table.array[names[1]] = flux
     out = io.BytesIO()
-    document.to_xml(out, tabledata_format=serialization)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnitsWarning)          # 'Angstrom', as above
+        document.to_xml(out, tabledata_format=serialization)
     return out.getvalue()
 
 
