@@ -13,7 +13,6 @@ import gzip
 import io
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from astropy.units import UnitsWarning
 from astropy.io.votable.tree import Field, Param, Resource, TableElement, VOTableFile
 
 from vo_al.core.base.errors import SpectrumReadError
+from vo_al.core.base.parsing import library_parse
 from vo_al.core.demo.observations import make_ccd700_spectrum
 from vo_al.core.spectra.preprocess import air_to_vacuum, preprocess_spectrum
 from vo_al.core.spectra.readers import check_spectrum_head, read_spectrum
@@ -78,9 +78,9 @@ def sdm_votable_bytes(wavelength, flux, *, serialization="tabledata", spectral_u
     document.resources.append(resource)
     table = TableElement(document)
     resource.tables.append(table)
-    with warnings.catch_warnings():
-        # 'Angstrom' is what DaCHS and SPLAT write; astropy calls it deprecated in VOUnit
-        warnings.simplefilter("ignore", UnitsWarning)
+    # 'Angstrom' is what DaCHS and SPLAT write; astropy calls it deprecated in VOUnit. Under the
+    # library lock: test_parsing_threads builds these while reader threads swap the filters too
+    with library_parse(UnitsWarning):
         spectral_utype, flux_utype = ((utype_prefix + "Data.SpectralAxis.Value",
                                        utype_prefix + "Data.FluxAxis.Value")
                                       if utype_prefix is not None else (None, None))
@@ -104,8 +104,7 @@ def sdm_votable_bytes(wavelength, flux, *, serialization="tabledata", spectral_u
     table.array[names[0]] = wavelength
     table.array[names[1]] = flux
     out = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnitsWarning)          # 'Angstrom', as above
+    with library_parse(UnitsWarning):                  # 'Angstrom', as above
         document.to_xml(out, tabledata_format=serialization)
     return out.getvalue()
 
